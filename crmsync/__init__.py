@@ -1,0 +1,1 @@
+"""crmsync: keeps local contacts and a CRM in agreement, in both directions."""

@@ -1,0 +1,45 @@
+"""Command line: python -m crmsync [--host H] [--port P]."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sqlite3
+import sys
+
+from aiohttp import web
+
+from .app import create_app
+from .config import Config, ConfigError
+from .logs import setup_logging
+
+logger = logging.getLogger("crmsync")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Read settings, set up logging and serve until interrupted."""
+    parser = argparse.ArgumentParser(prog="crmsync", description="Sync contacts with a CRM.")
+    parser.add_argument("--host", help="listen address (default CRMSYNC_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="listen port (default CRMSYNC_PORT or 8080)")
+    args = parser.parse_args(argv)
+    try:
+        config = Config.from_env()
+    except ConfigError as exc:
+        print(f"crmsync: {exc}", file=sys.stderr)
+        return 2
+    host = args.host or config.host
+    port = args.port if args.port is not None else config.port
+    secrets = (config.crm_client_secret, config.jwt_secret, *config.webhook_secrets)
+    setup_logging(config.log_level, config.log_file, secrets)
+    logger.info("crmsync_starting", extra={"host": host, "port": port, "db": str(config.db_path)})
+    try:
+        web.run_app(create_app(config), host=host, port=port, print=None, access_log=None)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"crmsync: cannot start: {exc}", file=sys.stderr)
+        return 1
+    logger.info("crmsync_stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

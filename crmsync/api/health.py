@@ -1,0 +1,40 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from ..auth import public
+from ..crm.errors import CrmError
+from ..keys import crm_key, db_key
+
+logger = logging.getLogger(__name__)
+
+
+@public
+async def healthz(_: web.Request) -> web.Response:
+    """The process is up and serving."""
+    return web.json_response({"status": "ok"})
+
+
+@public
+async def readyz(request: web.Request) -> web.Response:
+    """The database takes writes and the CRM hands out a token."""
+    checks: dict[str, str] = {}
+    try:
+        async with request.app[db_key].transaction() as conn:
+            await conn.execute("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as exc:  # a probe reports any failure instead of raising it
+        checks["database"] = f"failed: {type(exc).__name__}"
+    try:
+        await request.app[crm_key].tokens.get()
+        checks["crm"] = "ok"
+    except CrmError as exc:
+        checks["crm"] = f"failed: {exc.message}"
+    ready = all(v == "ok" for v in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not_ready", "checks": checks}, status=200 if ready else 503
+    )

@@ -1,0 +1,118 @@
+"""Contacts: /users CRUD, manual sync and history."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+
+from aiohttp import web
+
+from ..errors import NotFound, ValidationFailed
+from ..keys import db_key, engine_key
+from ..store import attempts, users
+from ..store.users import User
+from ..validation import read_json_object, validate_contact
+
+STATUSES = ("pending", "synced", "failed")
+DEFAULT_LIMIT, MAX_LIMIT = 50, 500
+
+
+def _user_id(request: web.Request) -> str:
+    raw = request.match_info["user_id"]
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise NotFound("No user with this id.") from None
+
+
+async def _load(request: web.Request) -> User:
+    user = await users.get(request.app[db_key], _user_id(request))
+    if user is None:
+        raise NotFound("No user with this id.")
+    return user
+
+
+async def create_user(request: web.Request) -> web.Response:
+    """Store a new contact and queue its first sync; durable before the 201."""
+    fields = validate_contact(await read_json_object(request), partial=False)
+    user, job_id = await users.create(request.app[db_key], fields)
+    request.app[engine_key].pool.submit(job_id)
+    return web.json_response(user.public(), status=201, headers={"Location": f"/users/{user.id}"})
+
+
+async def get_user(request: web.Request) -> web.Response:
+    """One contact with its sync status."""
+    return web.json_response((await _load(request)).public())
+
+
+async def edit_user(request: web.Request) -> web.Response:
+    """PUT replaces all three fields, PATCH some; either way the change is queued for the CRM."""
+    user_id = _user_id(request)
+    fields = validate_contact(await read_json_object(request), partial=request.method == "PATCH")
+    result = await users.update(request.app[db_key], user_id, fields)
+    if result is None:
+        raise NotFound("No user with this id.")
+    user, job_id = result
+    if job_id is not None:
+        request.app[engine_key].pool.submit(job_id)
+    return web.json_response(user.public())
+
+
+async def list_users(request: web.Request) -> web.Response:
+    """A page of contacts in creation order, optionally by sync_status."""
+    status, limit, after = _list_params(request)
+    page, next_seq = await users.list_page(request.app[db_key], status, limit, after)
+    return web.json_response({"items": [u.public() for u in page], "next_cursor": _encode_cursor(next_seq)})
+
+
+def _list_params(request: web.Request) -> tuple[str | None, int, int]:
+    query, errors = request.query, {}
+    status = query.get("sync_status") or None
+    if status is not None and status not in STATUSES:
+        errors["sync_status"] = f"must be one of {', '.join(STATUSES)}"
+    limit = DEFAULT_LIMIT
+    if "limit" in query:
+        try:
+            limit = int(query["limit"])
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= MAX_LIMIT:
+            errors["limit"] = f"must be a whole number from 1 to {MAX_LIMIT}"
+    after = _decode_cursor(query.get("cursor") or None)
+    if after is None:
+        errors["cursor"] = "is not a cursor this API returned"
+    if errors:
+        raise ValidationFailed(errors)
+    return status, limit, after or 0
+
+
+def _encode_cursor(seq: int | None) -> str | None:
+    return None if seq is None else base64.urlsafe_b64encode(f"u:{seq}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> int | None:
+    if cursor is None:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, seq = text.split(":")
+        return int(seq) if prefix == "u" and seq.isdigit() else None
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+async def sync_user(request: web.Request) -> web.Response:
+    """Queue the user for sync now: the manual retry for a failed one."""
+    result = await users.requeue(request.app[db_key], _user_id(request))
+    if result is None:
+        raise NotFound("No user with this id.")
+    user, job_id = result
+    request.app[engine_key].pool.submit(job_id)
+    return web.json_response(user.public(), status=202)
+
+
+async def user_history(request: web.Request) -> web.Response:
+    """The user's sync attempts, newest first."""
+    user = await _load(request)
+    return web.json_response({"user_id": user.id, "items": await attempts.history(request.app[db_key], user.id)})

@@ -1,0 +1,70 @@
+"""The application factory: routes, middlewares and the resources' cleanup contexts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from .alerts import Alerter
+from .api import accounts, health, users
+from .auth import auth_middleware
+from .config import Config
+from .crm.client import CrmClient
+from .crm.retry import attempt_tracer
+from .db import Database
+from .errors import error_middleware
+from .keys import alerter_key, config_key, crm_key, db_key, engine_key
+from .store.jobs import USER_PUSH
+from .sync.engine import SyncEngine
+from .sync.user_push import push_user
+from .validation import MAX_BODY
+
+
+def create_app(config: Config) -> web.Application:
+    """Build the backend; all I/O happens in the cleanup contexts, in order db → HTTP → workers."""
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY)
+    app[config_key] = config
+    app[alerter_key] = Alerter(config.smtp)
+    app.cleanup_ctx.extend([_database, _http, _engine])
+    app.router.add_post("/accounts", accounts.sign_up)
+    app.router.add_post("/authenticate", accounts.authenticate)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_post("/users", users.create_user)
+    app.router.add_get("/users", users.list_users)
+    app.router.add_get("/users/{user_id}", users.get_user)
+    app.router.add_put("/users/{user_id}", users.edit_user)
+    app.router.add_patch("/users/{user_id}", users.edit_user)
+    app.router.add_post("/users/{user_id}/sync", users.sync_user)
+    app.router.add_get("/users/{user_id}/history", users.user_history)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    db = await Database.open(app[config_key].db_path)
+    app[db_key] = db
+    yield
+    await db.close()
+
+
+async def _http(app: web.Application) -> AsyncIterator[None]:
+    config = app[config_key]
+    timeout = aiohttp.ClientTimeout(total=config.crm_timeout, connect=min(5.0, config.crm_timeout))
+    async with aiohttp.ClientSession(timeout=timeout, trace_configs=[attempt_tracer()]) as session:
+        app[crm_key] = CrmClient(
+            session, config.crm_url, config.crm_client_id, config.crm_client_secret,
+            attempts=config.crm_attempts, backoff=config.crm_backoff,
+        )  # fmt: skip
+        yield
+
+
+async def _engine(app: web.Application) -> AsyncIterator[None]:
+    engine = SyncEngine(app[config_key], app[db_key], app[crm_key], app[alerter_key])
+    engine.register(USER_PUSH, push_user)
+    app[engine_key] = engine
+    await engine.start()
+    yield
+    await engine.stop()
+    await app[alerter_key].close()

@@ -1,0 +1,138 @@
+"""Settings read from the environment, validated once at start-up."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message is one sentence for a person."""
+
+
+@attrs.frozen
+class SmtpConfig:
+    """Where failure alerts are mailed."""
+
+    host: str
+    port: int = 25
+    sender: str = "crmsync@localhost"
+    recipients: tuple[str, ...] = ()
+    user: str | None = None
+    password: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen
+class Config:
+    """Everything the backend needs to run; secrets are kept out of repr()."""
+
+    crm_client_secret: str = attrs.field(repr=False)
+    jwt_secret: str = attrs.field(repr=False)
+    webhook_secrets: tuple[str, ...] = attrs.field(repr=False)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    db_path: Path = Path("data/crmsync.db")
+    crm_url: str = "http://127.0.0.1:8081"
+    crm_client_id: str = "crmsync"
+    workers: int = 8
+    log_file: Path | None = None
+    log_level: str = "INFO"
+    reconcile_interval: float = 300.0
+    job_retries: int = 5
+    smtp: SmtpConfig | None = None
+    # Tuning knobs that tests shorten; not read from the environment.
+    crm_attempts: int = 3
+    crm_backoff: float = 0.5
+    crm_timeout: float = 10.0
+    job_backoff: tuple[float, ...] = (30.0, 120.0, 600.0, 1800.0, 7200.0)
+    token_ttl: float = 24 * 3600.0
+    shutdown_timeout: float = 10.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
+        """Build a Config from CRMSYNC_* variables; raise ConfigError naming the bad one."""
+        env = os.environ if env is None else env
+        reader = _Reader(env)
+        smtp_host = reader.text("CRMSYNC_SMTP_HOST", "")
+        smtp = None
+        if smtp_host:
+            smtp = SmtpConfig(
+                host=smtp_host,
+                port=reader.integer("CRMSYNC_SMTP_PORT", 25, low=1, high=65535),
+                sender=reader.text("CRMSYNC_SMTP_FROM", "crmsync@localhost"),
+                recipients=tuple(reader.text("CRMSYNC_SMTP_TO", "").replace(",", " ").split()),
+                user=reader.text("CRMSYNC_SMTP_USER", "") or None,
+                password=reader.text("CRMSYNC_SMTP_PASSWORD", "") or None,
+            )
+            if not smtp.recipients:
+                raise ConfigError("CRMSYNC_SMTP_TO must name at least one recipient when CRMSYNC_SMTP_HOST is set")
+        log_file = reader.text("CRMSYNC_LOG_FILE", "")
+        return cls(
+            host=reader.text("CRMSYNC_HOST", "127.0.0.1"),
+            port=reader.integer("CRMSYNC_PORT", 8080, low=0, high=65535),
+            db_path=Path(reader.text("CRMSYNC_DB", "data/crmsync.db")),
+            crm_url=reader.url("CRMSYNC_CRM_URL", "http://127.0.0.1:8081"),
+            crm_client_id=reader.text("CRMSYNC_CRM_CLIENT_ID", "crmsync"),
+            crm_client_secret=reader.secret("CRMSYNC_CRM_CLIENT_SECRET"),
+            jwt_secret=reader.secret("CRMSYNC_JWT_SECRET", min_length=32),
+            webhook_secrets=tuple(reader.secret("CRMSYNC_WEBHOOK_SECRET").split()),
+            workers=reader.integer("CRMSYNC_WORKERS", 8, low=1, high=256),
+            log_file=Path(log_file) if log_file else None,
+            log_level=reader.choice("CRMSYNC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+            reconcile_interval=reader.number("CRMSYNC_RECONCILE_INTERVAL", 300.0, low=0),
+            job_retries=reader.integer("CRMSYNC_JOB_RETRIES", 5, low=0, high=100),
+            smtp=smtp,
+        )
+
+
+@attrs.frozen
+class _Reader:
+    """Typed access to environment variables with one clear error per bad value."""
+
+    env: Mapping[str, str]
+
+    def text(self, name: str, default: str) -> str:
+        return self.env.get(name, default).strip()
+
+    def secret(self, name: str, min_length: int = 8) -> str:
+        value = self.env.get(name, "").strip()
+        if not value:
+            raise ConfigError(f"{name} is not set; run ./run.sh once to generate data/dev.env, or export it")
+        if len(value) < min_length:
+            raise ConfigError(f"{name} is too short: use at least {min_length} characters")
+        return value
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.text(name, str(default))
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+        return value
+
+    def number(self, name: str, default: float, low: float) -> float:
+        raw = self.text(name, str(default))
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+        if not value >= low:
+            raise ConfigError(f"{name} must be at least {low}, got {raw}")
+        return value
+
+    def choice(self, name: str, default: str, options: tuple[str, ...]) -> str:
+        value = self.text(name, default).upper()
+        if value not in options:
+            raise ConfigError(f"{name} must be one of {', '.join(options)}, got {value!r}")
+        return value
+
+    def url(self, name: str, default: str) -> str:
+        value = self.text(name, default).rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ConfigError(f"{name} must be an http:// or https:// URL, got {value!r}")
+        return value

@@ -1,0 +1,123 @@
+"""The CRM's contact API over one ClientSession, with retries, token handling and typed failures."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import aiohttp
+from aiohttp_retry import RetryClient
+from yarl import URL
+
+from ..store.attempts import Attempt
+from .errors import CrmDuplicate, CrmError, CrmNotFound, CrmRejected, CrmUnavailable
+from .retry import RETRY_EXCEPTIONS, JitteredBackoff, describe_exception
+from .tokens import TokenManager
+
+logger = logging.getLogger(__name__)
+
+Record = dict[str, Any]
+
+
+class CrmClient:
+    """Calls the CRM; every method raises a CrmError subclass instead of returning a failure."""
+
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, client_id: str, client_secret: str,
+        attempts: int = 3, backoff: float = 0.5,
+    ) -> None:  # fmt: skip
+        self._base = URL(base_url)
+        self._basic = aiohttp.encode_basic_auth(client_id, client_secret)
+        self._attempts = attempts
+        self._http = RetryClient(client_session=session, retry_options=JitteredBackoff(attempts, backoff))
+        self.tokens = TokenManager(self._fetch_token)
+
+    async def _fetch_token(self) -> tuple[int, dict[str, Any]]:
+        return await self._send(
+            "POST", "/crm/token", data={"grant_type": "client_credentials"}, headers={"Authorization": self._basic}
+        )
+
+    async def _send(
+        self, method: str, path: str, tries: list[Attempt] | None = None, operation: str = "", **kwargs: Any
+    ) -> tuple[int, Any]:
+        context = {"tries": tries, "operation": operation or method}
+        try:
+            async with self._http.request(
+                method, self._base.with_path(path), trace_request_ctx=context, **kwargs
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+        except tuple(RETRY_EXCEPTIONS) as exc:
+            raise CrmUnavailable(
+                f"The CRM could not be reached after {self._attempts} attempts ({describe_exception(exc)})."
+            ) from None
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = {}
+        if status >= 500 or status == 429:
+            raise CrmUnavailable(
+                f"The CRM could not be reached after {self._attempts} attempts (HTTP {status}).", status
+            )
+        return status, body
+
+    async def request(
+        self, method: str, path: str, tries: list[Attempt] | None = None, operation: str = "", **kwargs: Any
+    ) -> tuple[int, Any]:
+        """Send an authorised request; a 401 gets one fresh token and one more try."""
+        headers = dict(kwargs.pop("headers", {}))
+        for _ in range(2):
+            token = await self.tokens.get()
+            headers["Authorization"] = f"Bearer {token}"
+            status, body = await self._send(method, path, tries, operation, headers=headers, **kwargs)
+            if status != 401:
+                return status, body
+            self.tokens.invalidate(token)
+        raise CrmUnavailable("The CRM kept refusing our access token.", 401)
+
+    async def create_user(self, fields: dict[str, str], idempotency_key: str, tries: list[Attempt]) -> Record:
+        """Create a contact; a 409 becomes CrmDuplicate carrying the existing crm_id."""
+        status, body = await self.request(
+            "POST", "/crm/users", tries, "create", json=fields, headers={"Idempotency-Key": idempotency_key}
+        )
+        if status == 409 and isinstance(body.get("crm_id"), str):
+            raise CrmDuplicate(body["crm_id"])
+        return _expect(status, body, 201, "contact")
+
+    async def update_user(self, crm_id: str, fields: dict[str, str], tries: list[Attempt]) -> Record:
+        """Change some fields of a contact."""
+        status, body = await self.request("PATCH", f"/crm/users/{crm_id}", tries, "update", json=fields)
+        if status == 404:
+            raise CrmNotFound(crm_id)
+        if status == 409 and isinstance(body.get("crm_id"), str):
+            raise CrmRejected(f"The CRM already has this email on another contact ({body['crm_id']}).", status, body)
+        return _expect(status, body, 200, "contact")
+
+    async def get_user(self, crm_id: str, tries: list[Attempt] | None = None) -> Record:
+        """Read a contact."""
+        status, body = await self.request("GET", f"/crm/users/{crm_id}", tries, "read")
+        if status == 404:
+            raise CrmNotFound(crm_id)
+        return _expect(status, body, 200, "contact")
+
+
+def _expect(status: int, body: Any, wanted: int, noun: str) -> Record:
+    if status == wanted and isinstance(body, dict):
+        return body
+    raise CrmRejected(
+        f"The CRM rejected the {noun}: {_reason(body, status)}", status, body if isinstance(body, dict) else None
+    )
+
+
+def _reason(body: Any, status: int) -> str:
+    """Turn the CRM's error body into words, e.g. 'phone: must have 7 to 15 digits'."""
+    if not isinstance(body, dict):
+        return f"HTTP {status}"
+    fields = body.get("fields")
+    if isinstance(fields, dict) and fields:
+        return "; ".join(f"{k} {v}" for k, v in fields.items())[:500]
+    return str(body.get("message") or body.get("error") or f"HTTP {status}")[:500]
+
+
+__all__ = ["CrmClient", "CrmError"]

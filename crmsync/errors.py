@@ -1,0 +1,99 @@
+"""Domain exceptions and the one middleware that renders every error as JSON."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiError(Exception):
+    """An error with an HTTP status, a machine-readable code and a sentence for a person."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.extra = extra
+
+
+class BadRequest(ApiError):
+    status, code = 400, "bad_request"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class InvalidCredentials(ApiError):
+    status, code = 401, "invalid_credentials"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
+class DuplicateEmail(ApiError):
+    status, code = 409, "duplicate_email"
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
+class ValidationFailed(ApiError):
+    """422 with a reason per field."""
+
+    status, code = 422, "validation_failed"
+
+    def __init__(self, fields: Mapping[str, str], message: str = "The request has invalid fields.") -> None:
+        super().__init__(message, fields=dict(fields))
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> web.Response:
+    """The JSON error body every endpoint uses."""
+    return web.json_response({"error": code, "message": message, **extra}, status=status)
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turn domain errors, aiohttp's HTTP errors and surprises into JSON bodies."""
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = _HTTP_CODES.get(exc.status, "http_error")
+        response = error_response(exc.status, code, exc.reason)
+        for name in ("Allow", "WWW-Authenticate", "Retry-After"):
+            if name in exc.headers:
+                response.headers[name] = exc.headers[name]
+        return response
+    except Exception:
+        logger.exception("unhandled_error", extra={"method": request.method, "path": request.path})
+        return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")

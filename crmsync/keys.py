@@ -1,0 +1,20 @@
+"""Typed keys for every object the application shares between components."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from .alerts import Alerter
+    from .config import Config
+    from .crm.client import CrmClient
+    from .db import Database
+    from .sync.engine import SyncEngine
+
+config_key: web.AppKey[Config] = web.AppKey("config")
+db_key: web.AppKey[Database] = web.AppKey("db")
+crm_key: web.AppKey[CrmClient] = web.AppKey("crm")
+engine_key: web.AppKey[SyncEngine] = web.AppKey("engine")
+alerter_key: web.AppKey[Alerter] = web.AppKey("alerter")

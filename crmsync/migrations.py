@@ -1,0 +1,74 @@
+"""Versioned schema migrations; each entry runs once, in order, inside one transaction."""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[int, str], ...] = (
+    (
+        1,
+        """
+        CREATE TABLE accounts (
+            id TEXT PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE,
+            password_hash TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+
+        -- seq gives a stable listing order and cursor; id is the public UUID.
+        CREATE TABLE users (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            name TEXT NOT NULL,
+            email TEXT NOT NULL UNIQUE,
+            phone TEXT NOT NULL,
+            sync_status TEXT NOT NULL CHECK (sync_status IN ('pending', 'synced', 'failed')),
+            crm_id TEXT UNIQUE,
+            last_error TEXT,
+            sync_attempts INTEGER NOT NULL DEFAULT 0,
+            next_retry_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            last_synced_at TEXT,
+            -- The body of the CRM create, frozen so a retried create replays the same idempotent request.
+            create_body TEXT,
+            create_gen INTEGER NOT NULL DEFAULT 0,
+            -- Last values both sides agreed on: the base of the three-way merge.
+            synced_name TEXT,
+            synced_email TEXT,
+            synced_phone TEXT,
+            crm_updated_at TEXT
+        );
+        CREATE INDEX users_status ON users (sync_status, seq);
+
+        -- The transactional outbox: one row per (kind, entity), reused for every new change.
+        -- generation moves on each new change, so a worker can tell its push went stale.
+        CREATE TABLE sync_jobs (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            entity_id TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('queued', 'done', 'failed')),
+            generation INTEGER NOT NULL DEFAULT 1,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            run_after TEXT,
+            last_error TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (kind, entity_id)
+        );
+        CREATE INDEX sync_jobs_open ON sync_jobs (state) WHERE state = 'queued';
+
+        CREATE TABLE sync_attempts (
+            id INTEGER PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            attempt INTEGER NOT NULL,
+            operation TEXT NOT NULL,
+            started_at TEXT NOT NULL,
+            finished_at TEXT NOT NULL,
+            duration_ms REAL NOT NULL,
+            outcome TEXT NOT NULL,
+            http_status INTEGER,
+            error TEXT
+        );
+        CREATE INDEX sync_attempts_user ON sync_attempts (user_id, id);
+        """,
+    ),
+)

@@ -1,0 +1,55 @@
+"""Queries on the accounts table."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+
+import attrs
+
+from ..db import Database
+from ..errors import DuplicateEmail
+from ..timeutil import now_iso
+
+
+@attrs.frozen
+class Account:
+    """A person who signs in to the API."""
+
+    id: str
+    email: str
+    password_hash: str = attrs.field(repr=False)
+    created_at: str
+
+
+async def create(db: Database, email: str, password_hash: str) -> Account:
+    """Insert an account; raise Conflict when the email is taken."""
+    account = Account(id=str(uuid.uuid4()), email=email, password_hash=password_hash, created_at=now_iso())
+    try:
+        async with db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO accounts (id, email, password_hash, created_at) VALUES (?, ?, ?, ?)",
+                (account.id, account.email, account.password_hash, account.created_at),
+            )
+    except sqlite3.IntegrityError:
+        raise DuplicateEmail("An account with this email already exists.") from None
+    db.known_accounts.add(account.id)
+    return account
+
+
+async def by_email(db: Database, email: str) -> Account | None:
+    """Find an account by its normalised email."""
+    async with db.reader.execute("SELECT * FROM accounts WHERE email = ?", (email,)) as cursor:
+        row = await cursor.fetchone()
+    return Account(**dict(row)) if row else None
+
+
+async def exists(db: Database, account_id: str) -> bool:
+    """True when the account exists; accounts are never deleted, so a hit is cached for good."""
+    if account_id in db.known_accounts:
+        return True
+    async with db.reader.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)) as cursor:
+        found = await cursor.fetchone() is not None
+    if found:
+        db.known_accounts.add(account_id)
+    return found

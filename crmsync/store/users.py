@@ -1,0 +1,160 @@
+"""Queries on the users table; every write that needs a push also upserts its outbox job."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from typing import Any, NoReturn
+
+import aiosqlite
+import attrs
+
+from ..db import Database
+from ..errors import DuplicateEmail
+from ..timeutil import now_iso
+from . import jobs
+
+CONTACT_FIELDS = ("name", "email", "phone")
+PUBLIC_FIELDS = (
+    "id", "name", "email", "phone", "sync_status", "crm_id", "last_error", "sync_attempts",
+    "next_retry_at", "created_at", "updated_at", "last_synced_at",
+)  # fmt: skip
+
+
+@attrs.frozen
+class User:
+    """A contact row, with the sync bookkeeping the API does not show."""
+
+    id: str
+    name: str
+    email: str
+    phone: str
+    sync_status: str
+    crm_id: str | None
+    last_error: str | None
+    sync_attempts: int
+    next_retry_at: str | None
+    created_at: str
+    updated_at: str
+    last_synced_at: str | None
+    create_body: str | None
+    create_gen: int
+    synced_name: str | None
+    synced_email: str | None
+    synced_phone: str | None
+    crm_updated_at: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> User:
+        """Build from a users row (ignores columns the class does not know)."""
+        return cls(**{f.name: row[f.name] for f in attrs.fields(cls)})
+
+    def public(self) -> dict[str, Any]:
+        """The JSON the API returns."""
+        return {name: getattr(self, name) for name in PUBLIC_FIELDS}
+
+    def contact(self) -> dict[str, str]:
+        """The current local name, email and phone."""
+        return {"name": self.name, "email": self.email, "phone": self.phone}
+
+    def snapshot(self) -> dict[str, str] | None:
+        """The values last known to be in the CRM, or None before the first sync."""
+        if self.synced_email is None:
+            return None
+        return {"name": self.synced_name or "", "email": self.synced_email, "phone": self.synced_phone or ""}
+
+
+async def _raise_duplicate(conn: aiosqlite.Connection, email: str) -> NoReturn:
+    async with conn.execute("SELECT id FROM users WHERE email = ?", (email,)) as cursor:
+        row = await cursor.fetchone()
+    raise DuplicateEmail("Another user already has this email.", id=row["id"] if row else None)
+
+
+async def create(db: Database, fields: dict[str, str]) -> tuple[User, int]:
+    """Insert a pending user and its sync job in one transaction; return the user and the job id."""
+    now = now_iso()
+    user_id = str(uuid.uuid4())
+    async with db.transaction() as conn:
+        try:
+            async with conn.execute(
+                "INSERT INTO users (id, name, email, phone, sync_status, created_at, updated_at, create_body)"
+                " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING *",
+                (user_id, fields["name"], fields["email"], fields["phone"], now, now, json.dumps(fields)),
+            ) as cursor:
+                row = await cursor.fetchone()
+        except sqlite3.IntegrityError:
+            await _raise_duplicate(conn, fields["email"])
+        job_id = await jobs.upsert(conn, jobs.USER_PUSH, user_id, now)
+    return User.from_row(row), job_id
+
+
+async def update(db: Database, user_id: str, fields: dict[str, str]) -> tuple[User, int | None] | None:
+    """Apply a local edit; when it changes anything, mark pending and queue a push. None if unknown."""
+    now = now_iso()
+    async with db.transaction() as conn:
+        current = await _get(conn, user_id)
+        if current is None:
+            return None
+        changes = {k: v for k, v in fields.items() if getattr(current, k) != v}
+        if not changes:
+            return current, None
+        assignments = ", ".join(f"{k} = :{k}" for k in changes)
+        # A user that never reached the CRM gets its create body frozen again if a rejection burned it.
+        body = json.dumps({**current.contact(), **changes})
+        try:
+            async with conn.execute(
+                f"UPDATE users SET {assignments}, sync_status = 'pending', next_retry_at = NULL,"  # noqa: S608
+                " create_body = CASE WHEN crm_id IS NULL THEN COALESCE(create_body, :body) END,"
+                " updated_at = :now WHERE id = :id RETURNING *",
+                {**changes, "now": now, "id": user_id, "body": body},
+            ) as cursor:
+                row = await cursor.fetchone()
+        except sqlite3.IntegrityError:
+            await _raise_duplicate(conn, changes["email"])
+        job_id = await jobs.upsert(conn, jobs.USER_PUSH, user_id, now)
+    return User.from_row(row), job_id
+
+
+async def requeue(db: Database, user_id: str) -> tuple[User, int] | None:
+    """Queue a push now, whatever the state: the manual retry."""
+    now = now_iso()
+    async with db.transaction() as conn:
+        async with conn.execute(
+            "UPDATE users SET sync_status = CASE WHEN sync_status = 'failed' THEN 'pending' ELSE sync_status END,"
+            " next_retry_at = NULL, create_body = CASE WHEN crm_id IS NULL THEN"
+            " COALESCE(create_body, json_object('name', name, 'email', email, 'phone', phone)) END"
+            " WHERE id = ? RETURNING *",
+            (user_id,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        if row is None:
+            return None
+        job_id = await jobs.upsert(conn, jobs.USER_PUSH, user_id, now)
+    return User.from_row(row), job_id
+
+
+async def _get(conn: aiosqlite.Connection, user_id: str) -> User | None:
+    async with conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)) as cursor:
+        row = await cursor.fetchone()
+    return User.from_row(row) if row else None
+
+
+async def get(db: Database, user_id: str) -> User | None:
+    """Read a user as last committed."""
+    return await _get(db.reader, user_id)
+
+
+async def list_page(db: Database, status: str | None, limit: int, after: int) -> tuple[list[User], int | None]:
+    """A page of users in creation order after the seq cursor; returns the next cursor or None."""
+    where, params = "seq > ?", [after]
+    if status is not None:
+        where += " AND sync_status = ?"
+        params.append(status)
+    async with db.reader.execute(
+        f"SELECT * FROM users WHERE {where} ORDER BY seq LIMIT ?",  # noqa: S608
+        (*params, limit + 1),
+    ) as cursor:
+        rows = list(await cursor.fetchall())
+    next_cursor = rows[limit - 1]["seq"] if len(rows) > limit else None
+    return [User.from_row(r) for r in rows[:limit]], next_cursor

@@ -1,0 +1,52 @@
+"""Account JWTs: HS256 only, with an expiry, verified with the algorithm pinned."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import jwt
+
+from .errors import Unauthorized
+from .timeutil import utcnow
+
+ALGORITHM = "HS256"
+
+
+def issue_token(secret: str, account_id: str, ttl_seconds: float) -> tuple[str, datetime]:
+    """Return (token, expires_at) for an account."""
+    now = utcnow()
+    expires_at = now + timedelta(seconds=ttl_seconds)
+    claims = {"sub": account_id, "iat": now, "exp": expires_at, "iss": "crmsync"}
+    return jwt.encode(claims, secret, algorithm=ALGORITHM), expires_at
+
+
+def verify_token(secret: str, token: str) -> str:
+    """Return the account id in a valid token, or raise Unauthorized without echoing the token."""
+    try:
+        claims = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            issuer="crmsync",
+            options={"require": ["sub", "exp", "iat", "iss"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("The token has expired; sign in again at POST /authenticate.") from None
+    except jwt.InvalidTokenError:
+        raise Unauthorized("The token is invalid.") from None
+    subject = claims["sub"]
+    if not isinstance(subject, str):
+        raise Unauthorized("The token is invalid.")
+    return subject
+
+
+def token_from_header(value: str | None) -> str:
+    """Accept 'Bearer <token>' and, as the seed's curl examples send it, a bare token."""
+    if not value or not value.strip():
+        raise Unauthorized("Send an Authorization: Bearer <token> header; get a token at POST /authenticate.")
+    parts = value.strip().split()
+    if len(parts) == 2 and parts[0].lower() == "bearer":
+        return parts[1]
+    if len(parts) == 1:
+        return parts[0]
+    raise Unauthorized("The Authorization header must be 'Bearer <token>'.")

@@ -1,0 +1,155 @@
+"""Request parsing: JSON bodies into attrs classes with one strict converter and per-field reasons."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from aiohttp import web
+from cattrs.errors import AttributeValidationNote, ClassValidationError, ForbiddenExtraKeysError
+from email_validator import EmailNotValidError, validate_email
+
+from .errors import BadRequest, ValidationFailed
+
+T = TypeVar("T")
+
+MAX_BODY = 64 * 1024
+_PHONE = re.compile(r"^\+?[0-9 ().-]+$")
+
+
+class _Unset:
+    """Marks a field a PATCH body did not mention (null is an error, not 'absent')."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()
+
+
+def _strict_str(value: object, _: type) -> str:
+    # cattrs would turn 123 into "123"; a contract that says "string" means string.
+    if not isinstance(value, str):
+        raise TypeError("must be a string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid unicode text") from None
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
+converter.register_structure_hook(str, _strict_str)
+
+
+def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate keys in JSON object")
+    return result
+
+
+async def read_json_object(request: web.Request) -> dict[str, Any]:
+    """Read the body as one JSON object; 413 when too large, 400 when not a JSON object."""
+    raw = await request.read()  # client_max_size bounds this; aiohttp answers 413 past it
+    try:
+        body = json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
+    except (ValueError, RecursionError):
+        raise BadRequest("The body must be valid JSON (UTF-8, no duplicate keys).") from None
+    if not isinstance(body, dict):
+        raise BadRequest("The body must be a JSON object.")
+    return body
+
+
+def structure(body: dict[str, Any], cls: type[T]) -> T:
+    """Structure a JSON object into cls, or raise ValidationFailed with a reason per field."""
+    try:
+        return converter.structure(body, cls)
+    except ClassValidationError as exc:
+        raise ValidationFailed(_field_errors(exc)) from None
+
+
+def _field_errors(exc: ClassValidationError) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for error in exc.exceptions:
+        if isinstance(error, ForbiddenExtraKeysError):
+            for name in sorted(error.extra_fields):
+                fields[str(name)[:100]] = "is not a known field"
+            continue
+        notes = [n for n in getattr(error, "__notes__", []) if isinstance(n, AttributeValidationNote)]
+        name = notes[0].name if notes else "body"
+        fields[name] = "is required" if isinstance(error, KeyError) else str(error)
+    return fields
+
+
+def check_name(value: str) -> str | None:
+    """Return a reason when the name is unacceptable."""
+    if not value.strip():
+        return "must not be blank"
+    if len(value) > 200:
+        return "must be at most 200 characters"
+    return None
+
+
+def normalise_email(value: str) -> tuple[str | None, str | None]:
+    """Return (normalised email, None) or (None, reason)."""
+    if len(value) > 254:
+        return None, "must be at most 254 characters"
+    try:
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return None, f"is not a valid email address: {exc}"
+    return checked.normalized.lower(), None
+
+
+def check_phone(value: str) -> str | None:
+    """Return a reason when the phone is not 7-15 digits with common separators."""
+    digits = sum(ch.isdigit() for ch in value)
+    if not _PHONE.match(value) or not 7 <= digits <= 15:
+        return "must have 7 to 15 digits, with an optional leading + and spaces, dashes, dots or parentheses"
+    return None
+
+
+@attrs.frozen
+class ContactFields:
+    """Validated name, email and phone, any of which may be UNSET in a partial update."""
+
+    name: str = UNSET
+    email: str = UNSET
+    phone: str = UNSET
+
+    def present(self) -> dict[str, str]:
+        """The fields this body set."""
+        return {k: v for k, v in attrs.asdict(self).items() if v is not UNSET}
+
+
+def validate_contact(body: dict[str, Any], partial: bool) -> dict[str, str]:
+    """Check a user body (all fields, or a non-empty subset when partial); return normalised values."""
+    fields = structure(body, ContactFields).present()
+    errors: dict[str, str] = {}
+    if not partial:
+        errors.update({k: "is required" for k in ("name", "email", "phone") if k not in fields})
+    elif not fields:
+        raise ValidationFailed({"body": "must set at least one of name, email, phone"})
+    if "name" in fields and (reason := check_name(fields["name"])):
+        errors["name"] = reason
+    if "email" in fields:
+        email, reason = normalise_email(fields["email"])
+        if reason:
+            errors["email"] = reason
+        else:
+            fields["email"] = email  # type: ignore[assignment]
+    if "phone" in fields and (reason := check_phone(fields["phone"])):
+        errors["phone"] = reason
+    if errors:
+        raise ValidationFailed(errors)
+    if "name" in fields:
+        fields["name"] = fields["name"].strip()
+    if "phone" in fields:
+        fields["phone"] = fields["phone"].strip()
+    return fields

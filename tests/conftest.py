@@ -1,0 +1,158 @@
+"""Fixtures: the real mock CRM and the real backend, each served over real HTTP, on a SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import attrs
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from crmsync.app import create_app
+from crmsync.config import Config
+from mock_crm import keys as mock_keys
+from mock_crm.app import create_app as create_mock_app
+from mock_crm.config import MockConfig
+
+CLIENT_ID = "crmsync"
+CLIENT_SECRET = "test-client-secret-4f1c2a9b"
+JWT_SECRET = "test-jwt-secret-" + "0123456789abcdef" * 4
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-webhook-key-0123456789abcdef").decode()
+PASSWORD = "correct horse battery"
+
+
+async def eventually(
+    check: Callable[[], Awaitable[Any]] | Callable[[], Any], timeout: float = 10.0, interval: float = 0.02
+) -> Any:
+    """Poll until check() returns something truthy, or fail after the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+def mock_config() -> MockConfig:
+    """A well-behaved CRM; tests change faults at run time through the admin API."""
+    return MockConfig(client_id=CLIENT_ID, client_secret=CLIENT_SECRET, seed=7)
+
+
+@pytest.fixture
+async def crm(aiohttp_server: Callable[..., Awaitable[TestServer]], mock_config: MockConfig) -> TestServer:
+    """The mock CRM served on 127.0.0.1."""
+    return await aiohttp_server(create_mock_app(mock_config))
+
+
+@pytest.fixture
+def crm_app(crm: TestServer) -> web.Application:
+    """The mock CRM's application, to read its store and counters."""
+    return crm.app
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, crm: TestServer) -> Callable[..., Config]:
+    """Build a backend Config pointing at the mock CRM and a DB under tmp_path."""
+
+    def build(**overrides: Any) -> Config:
+        base = Config(
+            crm_client_secret=CLIENT_SECRET,
+            jwt_secret=JWT_SECRET,
+            webhook_secrets=(WEBHOOK_SECRET,),
+            db_path=tmp_path / "crmsync.db",
+            crm_url=str(crm.make_url("")).rstrip("/"),
+            crm_client_id=CLIENT_ID,
+            workers=4,
+            crm_backoff=0.01,
+            job_backoff=(0.2, 0.2, 0.2, 0.2, 0.2),
+            reconcile_interval=0,
+            shutdown_timeout=2.0,
+        )
+        return attrs.evolve(base, **overrides)
+
+    return build
+
+
+@pytest.fixture
+async def backend(
+    aiohttp_client: Callable[..., Awaitable[TestClient]], make_config: Callable[..., Config]
+) -> TestClient:
+    """The backend app with its workers running."""
+    return await aiohttp_client(create_app(make_config()))
+
+
+async def sign_up(client: TestClient, email: str = "owner@example.com") -> dict[str, str]:
+    """Create an account and return an Authorization header for it."""
+    resp = await client.post(
+        "/accounts", json={"email": email, "password": PASSWORD, "password_confirmation": PASSWORD}
+    )
+    assert resp.status == 201, await resp.text()
+    return {"Authorization": f"Bearer {(await resp.json())['auth_token']}"}
+
+
+@pytest.fixture
+async def auth(backend: TestClient) -> dict[str, str]:
+    """Authorization header of a fresh account on the backend."""
+    return await sign_up(backend)
+
+
+def crm_session(crm: TestServer) -> aiohttp.ClientSession:
+    """An HTTP session for calling the running mock CRM directly, as a test."""
+    return aiohttp.ClientSession(base_url=crm.make_url("/"))
+
+
+async def crm_token(crm: TestServer) -> dict[str, str]:
+    """An Authorization header for calling the mock CRM directly."""
+    form = {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET}
+    async with crm_session(crm) as session, session.post("/crm/token", data=form) as resp:
+        assert resp.status == 200
+        return {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
+
+
+async def crm_call(crm: TestServer, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
+    """Call the mock CRM with a valid token; return (status, JSON body)."""
+    headers = await crm_token(crm)
+    async with crm_session(crm) as session, session.request(method, path, headers=headers, **kwargs) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+async def set_faults(crm: TestServer, **faults: Any) -> None:
+    """Change the mock CRM's misbehaviour through its admin API."""
+    status, body = await crm_call(crm, "PUT", "/crm/_admin/faults", json=faults)
+    assert status == 200, body
+
+
+def crm_records(crm_app: web.Application) -> dict[str, Any]:
+    """The CRM's user records by crm_id."""
+    return crm_app[mock_keys.store].users
+
+
+async def get_user(client: TestClient, auth: dict[str, str], user_id: str) -> dict[str, Any]:
+    """GET /users/{id} as JSON, asserting 200."""
+    resp = await client.get(f"/users/{user_id}", headers=auth)
+    assert resp.status == 200, await resp.text()
+    return await resp.json()
+
+
+async def wait_status(
+    client: TestClient, auth: dict[str, str], user_id: str, status: str, timeout: float = 10.0
+) -> dict:
+    """Poll a user until it reaches a sync status."""
+
+    async def check() -> dict[str, Any] | None:
+        user = await get_user(client, auth, user_id)
+        return user if user["sync_status"] == status else None
+
+    return await eventually(check, timeout)
