@@ -8,7 +8,7 @@ import aiohttp
 from aiohttp import web
 
 from .alerts import Alerter
-from .api import accounts, health, users
+from .api import accounts, health, reconcile, users, webhook
 from .auth import auth_middleware
 from .config import Config
 from .crm.client import CrmClient
@@ -18,6 +18,7 @@ from .errors import error_middleware
 from .keys import alerter_key, config_key, crm_key, db_key, engine_key
 from .store.jobs import USER_PUSH
 from .sync.engine import SyncEngine
+from .sync.reconcile import sweeper_context
 from .sync.user_push import push_user
 from .validation import MAX_BODY
 
@@ -27,7 +28,7 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY)
     app[config_key] = config
     app[alerter_key] = Alerter(config.smtp)
-    app.cleanup_ctx.extend([_database, _http, _engine])
+    app.cleanup_ctx.extend([_database, _http, _engine, sweeper_context])
     app.router.add_post("/accounts", accounts.sign_up)
     app.router.add_post("/authenticate", accounts.authenticate)
     app.router.add_get("/healthz", health.healthz)
@@ -39,6 +40,9 @@ def create_app(config: Config) -> web.Application:
     app.router.add_patch("/users/{user_id}", users.edit_user)
     app.router.add_post("/users/{user_id}/sync", users.sync_user)
     app.router.add_get("/users/{user_id}/history", users.user_history)
+    app.router.add_post("/users/{user_id}/reconcile", reconcile.reconcile_one)
+    app.router.add_post("/reconcile", reconcile.reconcile_all)
+    app.router.add_post("/webhook", webhook.receive_webhook)
     return app
 
 

@@ -12,9 +12,11 @@ if TYPE_CHECKING:
     from .crm.client import CrmClient
     from .db import Database
     from .sync.engine import SyncEngine
+    from .sync.reconcile import Sweeper
 
 config_key: web.AppKey[Config] = web.AppKey("config")
 db_key: web.AppKey[Database] = web.AppKey("db")
 crm_key: web.AppKey[CrmClient] = web.AppKey("crm")
 engine_key: web.AppKey[SyncEngine] = web.AppKey("engine")
 alerter_key: web.AppKey[Alerter] = web.AppKey("alerter")
+sweeper_key: web.AppKey[Sweeper] = web.AppKey("sweeper")

@@ -71,4 +71,46 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX sync_attempts_user ON sync_attempts (user_id, id);
         """,
     ),
+    (
+        2,
+        """
+        -- When the CRM last changed each field, so out-of-order webhooks converge field by field.
+        ALTER TABLE users ADD COLUMN crm_name_at TEXT;
+        ALTER TABLE users ADD COLUMN crm_email_at TEXT;
+        ALTER TABLE users ADD COLUMN crm_phone_at TEXT;
+        CREATE INDEX users_crm_id ON users (crm_id) WHERE crm_id IS NOT NULL;
+
+        CREATE TABLE webhook_events (
+            id TEXT PRIMARY KEY,
+            crm_id TEXT NOT NULL,
+            user_id TEXT,
+            source TEXT,
+            event_timestamp TEXT,
+            received_at TEXT NOT NULL,
+            result TEXT NOT NULL,
+            detail TEXT,
+            payload TEXT NOT NULL
+        );
+        CREATE INDEX webhook_events_user ON webhook_events (user_id, received_at);
+
+        -- Every field where a local change met a different CRM change; the CRM's value won.
+        CREATE TABLE conflicts (
+            id INTEGER PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            field TEXT NOT NULL,
+            local_value TEXT,
+            crm_value TEXT,
+            base_value TEXT,
+            origin TEXT NOT NULL,
+            resolved_at TEXT NOT NULL
+        );
+        CREATE INDEX conflicts_user ON conflicts (user_id, id);
+
+        CREATE TABLE checkpoints (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        """,
+    ),
 )

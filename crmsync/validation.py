@@ -56,7 +56,11 @@ def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """Read the body as one JSON object; 413 when too large, 400 when not a JSON object."""
-    raw = await request.read()  # client_max_size bounds this; aiohttp answers 413 past it
+    return parse_json_object(await request.read())  # client_max_size bounds the read: 413 past it
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """Parse bytes as one JSON object, or raise BadRequest."""
     try:
         body = json.loads(raw, object_pairs_hook=_reject_duplicate_keys)
     except (ValueError, RecursionError):

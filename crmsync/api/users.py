@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..errors import NotFound, ValidationFailed
 from ..keys import db_key, engine_key
-from ..store import attempts, users
+from ..store import history, users
 from ..store.users import User
 from ..validation import read_json_object, validate_contact
 
@@ -18,7 +18,8 @@ STATUSES = ("pending", "synced", "failed")
 DEFAULT_LIMIT, MAX_LIMIT = 50, 500
 
 
-def _user_id(request: web.Request) -> str:
+def user_id_from(request: web.Request) -> str:
+    """The {user_id} path part as a canonical UUID; a malformed one is simply not found."""
     raw = request.match_info["user_id"]
     try:
         return str(uuid.UUID(raw))
@@ -27,7 +28,7 @@ def _user_id(request: web.Request) -> str:
 
 
 async def _load(request: web.Request) -> User:
-    user = await users.get(request.app[db_key], _user_id(request))
+    user = await users.get(request.app[db_key], user_id_from(request))
     if user is None:
         raise NotFound("No user with this id.")
     return user
@@ -48,7 +49,7 @@ async def get_user(request: web.Request) -> web.Response:
 
 async def edit_user(request: web.Request) -> web.Response:
     """PUT replaces all three fields, PATCH some; either way the change is queued for the CRM."""
-    user_id = _user_id(request)
+    user_id = user_id_from(request)
     fields = validate_contact(await read_json_object(request), partial=request.method == "PATCH")
     result = await users.update(request.app[db_key], user_id, fields)
     if result is None:
@@ -104,7 +105,7 @@ def _decode_cursor(cursor: str | None) -> int | None:
 
 async def sync_user(request: web.Request) -> web.Response:
     """Queue the user for sync now: the manual retry for a failed one."""
-    result = await users.requeue(request.app[db_key], _user_id(request))
+    result = await users.requeue(request.app[db_key], user_id_from(request))
     if result is None:
         raise NotFound("No user with this id.")
     user, job_id = result
@@ -115,4 +116,4 @@ async def sync_user(request: web.Request) -> web.Response:
 async def user_history(request: web.Request) -> web.Response:
     """The user's sync attempts, newest first."""
     user = await _load(request)
-    return web.json_response({"user_id": user.id, "items": await attempts.history(request.app[db_key], user.id)})
+    return web.json_response({"user_id": user.id, "items": await history.history(request.app[db_key], user.id)})

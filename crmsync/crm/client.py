@@ -11,7 +11,7 @@ from aiohttp_retry import RetryClient
 from yarl import URL
 
 from ..store.attempts import Attempt
-from .errors import CrmDuplicate, CrmError, CrmNotFound, CrmRejected, CrmUnavailable
+from .errors import CrmDuplicate, CrmError, CrmNotFound, CrmRejected, CrmStale, CrmUnavailable
 from .retry import RETRY_EXCEPTIONS, JitteredBackoff, describe_exception
 from .tokens import TokenManager
 
@@ -85,11 +85,18 @@ class CrmClient:
             raise CrmDuplicate(body["crm_id"])
         return _expect(status, body, 201, "contact")
 
-    async def update_user(self, crm_id: str, fields: dict[str, str], tries: list[Attempt]) -> Record:
-        """Change some fields of a contact."""
-        status, body = await self.request("PATCH", f"/crm/users/{crm_id}", tries, "update", json=fields)
+    async def update_user(
+        self, crm_id: str, fields: dict[str, str], tries: list[Attempt], version: str | None = None
+    ) -> Record:
+        """Change some fields of a contact; with a version, only if the record is still at that version."""
+        headers = {"If-Match": f'"{version}"'} if version else {}
+        status, body = await self.request(
+            "PATCH", f"/crm/users/{crm_id}", tries, "update", json=fields, headers=headers
+        )
         if status == 404:
             raise CrmNotFound(crm_id)
+        if status == 412:
+            raise CrmStale(crm_id)
         if status == 409 and isinstance(body.get("crm_id"), str):
             raise CrmRejected(f"The CRM already has this email on another contact ({body['crm_id']}).", status, body)
         return _expect(status, body, 200, "contact")
@@ -100,6 +107,20 @@ class CrmClient:
         if status == 404:
             raise CrmNotFound(crm_id)
         return _expect(status, body, 200, "contact")
+
+    async def list_users(
+        self, updated_since: str | None, cursor: str | None, limit: int = 100
+    ) -> tuple[list[Record], str | None]:
+        """One page of contacts changed after updated_since, oldest change first, and the next cursor."""
+        params = {"limit": str(limit)}
+        if updated_since:
+            params["updated_since"] = updated_since
+        if cursor:
+            params["cursor"] = cursor
+        status, body = await self.request("GET", "/crm/users", None, "list", params=params)
+        page = _expect(status, body, 200, "listing")
+        items = page.get("items")
+        return (items if isinstance(items, list) else []), page.get("next_cursor")
 
 
 def _expect(status: int, body: Any, wanted: int, noun: str) -> Record:

@@ -44,3 +44,11 @@ class CrmNotFound(CrmError):
     def __init__(self, crm_id: str) -> None:
         super().__init__(f"The CRM has no record {crm_id}.", 404)
         self.crm_id = crm_id
+
+
+class CrmStale(CrmError):
+    """A conditional write found the record changed since the version we based it on."""
+
+    def __init__(self, crm_id: str) -> None:
+        super().__init__(f"The CRM record {crm_id} changed since our last sync.", 412)
+        self.crm_id = crm_id

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import aiosqlite
 import attrs
-
-from ..db import Database
 
 
 @attrs.frozen
@@ -35,13 +32,3 @@ async def record(conn: aiosqlite.Connection, user_id: str, first_number: int, tr
             for i, t in enumerate(tries)
         ],
     )  # fmt: skip
-
-
-async def history(db: Database, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
-    """The user's attempts, newest first."""
-    async with db.reader.execute(
-        "SELECT attempt, operation, started_at, finished_at, duration_ms, outcome, http_status, error"
-        " FROM sync_attempts WHERE user_id = ? ORDER BY id DESC LIMIT ?",
-        (user_id, limit),
-    ) as cursor:
-        return [{"type": "sync_attempt", **dict(row)} for row in await cursor.fetchall()]

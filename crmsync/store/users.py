@@ -44,6 +44,9 @@ class User:
     synced_email: str | None
     synced_phone: str | None
     crm_updated_at: str | None
+    crm_name_at: str | None
+    crm_email_at: str | None
+    crm_phone_at: str | None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> User:
@@ -57,6 +60,10 @@ class User:
     def contact(self) -> dict[str, str]:
         """The current local name, email and phone."""
         return {"name": self.name, "email": self.email, "phone": self.phone}
+
+    def crm_field_times(self) -> dict[str, str | None]:
+        """When the CRM last changed each field, as far as we have seen."""
+        return {"name": self.crm_name_at, "email": self.crm_email_at, "phone": self.crm_phone_at}
 
     def snapshot(self) -> dict[str, str] | None:
         """The values last known to be in the CRM, or None before the first sync."""

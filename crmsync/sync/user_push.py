@@ -9,16 +9,20 @@ from typing import Any
 
 import attrs
 
-from ..crm.client import CrmClient, Record
-from ..crm.errors import CrmDuplicate, CrmError, CrmNotFound, CrmRejected
+from ..crm.client import Record
+from ..crm.errors import CrmDuplicate, CrmError, CrmNotFound, CrmRejected, CrmStale, CrmUnavailable
 from ..store import attempts, jobs, users
 from ..store.attempts import Attempt
+from ..store.crm_changes import apply_crm_change
 from ..store.jobs import Job
 from ..store.users import CONTACT_FIELDS, User
-from ..timeutil import now_iso
+from ..timeutil import isoformat, now_iso, parse_iso
 from .engine import SyncEngine
 
 logger = logging.getLogger(__name__)
+
+MAX_MERGE_ROUNDS = 3
+DELETED = "The contact was deleted in the CRM."
 
 
 @attrs.frozen
@@ -38,7 +42,7 @@ async def push_user(engine: SyncEngine, job: Job) -> None:
         return
     tries: list[Attempt] = []
     try:
-        pushed = await _push(engine.crm, user, tries)
+        pushed = await _push(engine, user, tries)
     except CrmError as exc:
         await _failed(engine, job, user, exc, tries)
         return
@@ -50,7 +54,8 @@ async def push_user(engine: SyncEngine, job: Job) -> None:
         await _failed(engine, job, user, error, tries)
 
 
-async def _push(crm: CrmClient, user: User, tries: list[Attempt]) -> Pushed:
+async def _push(engine: SyncEngine, user: User, tries: list[Attempt]) -> Pushed:
+    crm = engine.crm
     if user.crm_id is None:
         # create_body is frozen at insert, so a retried create is the same idempotent request.
         body = json.loads(user.create_body) if user.create_body else user.contact()
@@ -61,16 +66,28 @@ async def _push(crm: CrmClient, user: User, tries: list[Attempt]) -> Pushed:
             return Pushed(await crm.get_user(duplicate.crm_id, tries), linked=True)
         later_edits = _differences(user.contact(), record)
         if later_edits:
-            record = await crm.update_user(record["crm_id"], later_edits, tries)
+            record = await crm.update_user(record["crm_id"], later_edits, tries, version=record.get("updated_at"))
         return Pushed(record)
-    snapshot = user.snapshot() or {}
-    changed = _differences(user.contact(), snapshot)
-    if not changed:
-        return Pushed(None)
-    try:
-        return Pushed(await crm.update_user(user.crm_id, changed, tries))
-    except CrmNotFound:
-        raise CrmRejected("The contact was deleted in the CRM.", 404) from None
+    for _ in range(MAX_MERGE_ROUNDS):
+        changed = _differences(user.contact(), user.snapshot() or {})
+        if not changed:
+            return Pushed(None)
+        try:
+            return Pushed(await crm.update_user(user.crm_id, changed, tries, version=user.crm_updated_at))
+        except CrmNotFound:
+            raise CrmRejected(DELETED, 404) from None
+        except CrmStale:
+            # The CRM changed since our snapshot: merge its record first, then push what is still ours.
+            user = await _merge_current(engine, user, await crm.get_user(user.crm_id, tries))
+    raise CrmUnavailable("The CRM record kept changing while we pushed; the push will be retried.")
+
+
+async def _merge_current(engine: SyncEngine, user: User, record: Record) -> User:
+    async with engine.db.transaction() as conn:
+        fields = {f: record[f] for f in CONTACT_FIELDS if isinstance(record.get(f), str)}
+        changed_at = isoformat(parse_iso(str(record.get("updated_at"))))
+        applied = await apply_crm_change(conn, user, fields, changed_at, "push", queue_push=False)
+    return applied.user
 
 
 def _differences(local: dict[str, str], remote: dict[str, Any]) -> dict[str, str]:
@@ -86,17 +103,18 @@ async def _succeeded(engine: SyncEngine, job: Job, user: User, pushed: Pushed, t
         params: dict[str, Any] = {"id": user.id, "now": now, "tries": len(tries)}
         sets = ["last_synced_at = :now", "last_error = NULL", "next_retry_at = NULL",
                 "sync_attempts = sync_attempts + :tries"]  # fmt: skip
+        in_crm = record if record is not None else (user.snapshot() or {})
+        params.update({f"r_{k}": in_crm.get(k) for k in CONTACT_FIELDS})
         if record is not None:
-            params.update({f"r_{k}": record.get(k) for k in (*CONTACT_FIELDS, "crm_id", "updated_at")})
+            params.update(r_crm_id=record.get("crm_id"), r_updated_at=record.get("updated_at"))
             sets += ["crm_id = :r_crm_id", "create_body = NULL", "crm_updated_at = :r_updated_at",
                      "synced_name = :r_name", "synced_email = :r_email", "synced_phone = :r_phone"]  # fmt: skip
-            if pushed.linked:
-                sets += ["name = :r_name", "email = :r_email", "phone = :r_phone"]
-            # Still pending when the user was edited while this push was in flight.
+        if pushed.linked:
+            sets += ["name = :r_name", "email = :r_email", "phone = :r_phone", "sync_status = 'synced'"]
+        else:
+            # Still pending when the user was edited while this push was in flight (SET sees old values).
             sets.append("sync_status = CASE WHEN name = :r_name AND email = :r_email AND phone = :r_phone"
                         " THEN 'synced' ELSE 'pending' END")  # fmt: skip
-        else:
-            sets.append("sync_status = 'synced'")
         await conn.execute(f"UPDATE users SET {', '.join(sets)} WHERE id = :id", params)  # noqa: S608
     _log_tries(user, record.get("crm_id") if record else user.crm_id, tries)
     logger.info("sync_succeeded", extra={"user_id": user.id, "crm_id": record.get("crm_id") if record else user.crm_id,

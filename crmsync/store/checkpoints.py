@@ -1,0 +1,23 @@
+"""Named progress markers, such as how far the reconcile sweep has read."""
+
+from __future__ import annotations
+
+import aiosqlite
+
+from ..db import Database
+
+
+async def get(db: Database, name: str) -> str | None:
+    """The stored value, or None."""
+    async with db.reader.execute("SELECT value FROM checkpoints WHERE name = ?", (name,)) as cursor:
+        row = await cursor.fetchone()
+    return row[0] if row else None
+
+
+async def put(conn: aiosqlite.Connection, name: str, value: str, now: str) -> None:
+    """Store a value inside the caller's transaction."""
+    await conn.execute(
+        "INSERT INTO checkpoints (name, value, updated_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        (name, value, now),
+    )
