@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +17,7 @@ import attrs
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from standardwebhooks import Webhook
 
 from crmsync.app import create_app
 from crmsync.config import Config
@@ -156,3 +160,74 @@ async def wait_status(
         return user if user["sync_status"] == status else None
 
     return await eventually(check, timeout)
+
+
+def sign_webhook(
+    payload: dict[str, Any], secret: str = WEBHOOK_SECRET, age: float = 0.0, msg_id: str = ""
+) -> tuple[bytes, dict[str, str]]:
+    """Sign a payload as a Standard Webhooks sender would, with the standardwebhooks package."""
+    body = json.dumps(payload).encode()
+    msg_id = msg_id or payload.get("event_id") or f"evt_{uuid.uuid4().hex}"
+    moment = datetime.now(UTC) - timedelta(seconds=age)
+    signature = Webhook(secret).sign(msg_id, moment, body.decode())
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(moment.timestamp())),
+        "webhook-signature": signature,
+        "Content-Type": "application/json",
+    }
+    return body, headers
+
+
+async def post_webhook(client: TestClient, payload: dict[str, Any], **sign_options: Any) -> tuple[int, Any]:
+    """Sign and POST a webhook to the backend; return (status, JSON body)."""
+    body, headers = sign_webhook(payload, **sign_options)
+    resp = await client.post("/webhook", data=body, headers=headers)
+    return resp.status, await resp.json()
+
+
+@attrs.frozen
+class Live:
+    """The mock CRM delivering signed webhooks to a running backend, both over real HTTP."""
+
+    crm: TestServer
+    backend: TestClient
+    auth: dict[str, str]
+
+    @property
+    def crm_app(self) -> web.Application:
+        return self.crm.app
+
+
+@pytest.fixture
+async def live(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    aiohttp_client: Callable[..., Awaitable[TestClient]],
+    unused_tcp_port: int,
+    mock_config: MockConfig,
+    tmp_path: Path,
+) -> Live:
+    """A CRM whose webhooks reach the backend on a port reserved before either starts."""
+    crm = await aiohttp_server(
+        create_mock_app(
+            attrs.evolve(
+                mock_config,
+                webhook_url=f"http://127.0.0.1:{unused_tcp_port}/webhook",
+                webhook_secret=WEBHOOK_SECRET,
+                webhook_backoff=0.05,
+            )
+        )
+    )
+    config = Config(
+        crm_client_secret=CLIENT_SECRET,
+        jwt_secret=JWT_SECRET,
+        webhook_secrets=(WEBHOOK_SECRET,),
+        db_path=tmp_path / "live.db",
+        crm_url=str(crm.make_url("")).rstrip("/"),
+        workers=4,
+        crm_backoff=0.01,
+        job_backoff=(0.2,) * 5,
+        reconcile_interval=0,
+    )
+    backend = await aiohttp_client(create_app(config), server_kwargs={"port": unused_tcp_port})
+    return Live(crm, backend, await sign_up(backend))

@@ -68,17 +68,25 @@ async def _push(engine: SyncEngine, user: User, tries: list[Attempt]) -> Pushed:
         if later_edits:
             record = await crm.update_user(record["crm_id"], later_edits, tries, version=record.get("updated_at"))
         return Pushed(record)
-    for _ in range(MAX_MERGE_ROUNDS):
-        changed = _differences(user.contact(), user.snapshot() or {})
-        if not changed:
-            return Pushed(None)
-        try:
-            return Pushed(await crm.update_user(user.crm_id, changed, tries, version=user.crm_updated_at))
-        except CrmNotFound:
-            raise CrmRejected(DELETED, 404) from None
-        except CrmStale:
-            # The CRM changed since our snapshot: merge its record first, then push what is still ours.
-            user = await _merge_current(engine, user, await crm.get_user(user.crm_id, tries))
+    try:
+        for _ in range(MAX_MERGE_ROUNDS):
+            changed = _differences(user.contact(), user.snapshot() or {})
+            if not changed and user.sync_status == "synced":
+                return Pushed(None)
+            if not changed:
+                # Nothing to send, yet not synced (a manual re-sync): check the record against the CRM.
+                record = await crm.get_user(user.crm_id, tries)
+                user = await _merge_current(engine, user, record)
+                if not _differences(user.contact(), user.snapshot() or {}):
+                    return Pushed(record)
+                continue
+            try:
+                return Pushed(await crm.update_user(user.crm_id, changed, tries, version=user.crm_updated_at))
+            except CrmStale:
+                # The CRM changed since our snapshot: merge its record first, then push what is still ours.
+                user = await _merge_current(engine, user, await crm.get_user(user.crm_id, tries))
+    except CrmNotFound:
+        raise CrmRejected(DELETED, 404) from None
     raise CrmUnavailable("The CRM record kept changing while we pushed; the push will be retried.")
 
 
