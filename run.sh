@@ -40,7 +40,8 @@ install() {
 
 # Development secrets, generated once, readable by this user only, shared by both processes.
 dev_env() {
-  mkdir -p data logs
+  # The database holds password hashes and contact details, the logs contact ids and emails: owner only.
+  (umask 077 && mkdir -p data logs)
   if [ ! -f data/dev.env ]; then
     (umask 077 && "$PY" - >data/dev.env <<'PYEOF'
 import base64, secrets
@@ -75,6 +76,7 @@ wait_for() {
 
 serve() {
   install base
+  umask 077
   dev_env
   export CRMSYNC_LOG_FILE="${CRMSYNC_LOG_FILE:-logs/crmsync.log}"
   export MOCK_CRM_LOG_FILE="${MOCK_CRM_LOG_FILE:-logs/mock_crm.log}"
@@ -86,10 +88,12 @@ serve() {
     echo "run.sh: stopped"
   }
   trap stop INT TERM EXIT
-  "$PY" -m mock_crm &
+  # Each app gets its own session, so a Ctrl-C reaches only this script, which then stops each app
+  # exactly once (a second signal in the middle of a graceful shutdown would cut it short).
+  setsid "$PY" -m mock_crm &
   pids+=($!)
   wait_for "http://${MOCK_CRM_HOST:-127.0.0.1}:${MOCK_CRM_PORT:-8081}/healthz" "the mock CRM"
-  "$PY" -m crmsync &
+  setsid "$PY" -m crmsync &
   pids+=($!)
   wait_for "http://${CRMSYNC_HOST:-127.0.0.1}:${CRMSYNC_PORT:-8080}/healthz" "crmsync"
   echo "run.sh: crmsync on http://${CRMSYNC_HOST:-127.0.0.1}:${CRMSYNC_PORT:-8080}, mock CRM on :${MOCK_CRM_PORT:-8081}; Ctrl-C stops both"

@@ -8,9 +8,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
+from crmsync.timeutil import now_iso
 from mock_crm import keys as mock_keys
 
-from .conftest import crm_records, get_user, set_faults, wait_status
+from .conftest import crm_records, eventually, get_user, post_webhook, set_faults, wait_status
 
 JOHN = {"name": "John Smith", "email": "john.smith@example.com", "phone": "123-456-7890"}
 
@@ -106,3 +107,22 @@ async def test_edits_while_the_create_is_in_flight_follow_it(
     assert crm_records(crm_app)[synced["crm_id"]].name == "Johnny Smith"
     assert len(crm_records(crm_app)) == 1
     assert crm_app[mock_keys.stats].calls["POST /crm/users"] == 1
+
+
+async def test_a_record_that_drifted_from_our_snapshot_still_converges(
+    backend: TestClient, auth: dict[str, str], crm_app: web.Application
+) -> None:
+    user = await _synced_user(backend, auth)
+    # A webhook (hand-sent, as scripts/send_webhook.sh does) claims a phone the CRM never stored.
+    event = {"crm_id": user["crm_id"], "updated_fields": {"phone": "555-999-0000"}, "timestamp": now_iso()}
+    status, _ = await post_webhook(backend, event)
+    assert status == 200
+    resp = await backend.patch(f"/users/{user['id']}", json={"name": "Johnny Smith"}, headers=auth)
+    assert resp.status == 200
+
+    async def agreed() -> bool:
+        local = await get_user(backend, auth, user["id"])
+        record = crm_records(crm_app)[user["crm_id"]]
+        return local["sync_status"] == "synced" and (record.name, record.phone) == (local["name"], local["phone"])
+
+    await eventually(agreed)

@@ -7,6 +7,7 @@ import json
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from standardwebhooks import Webhook
 from crmsync.app import create_app
 from crmsync.config import Config
 from crmsync.signatures import decode_secret, verify
+from crmsync.timeutil import isoformat, utcnow
 from mock_crm import keys as mock_keys
 from mock_crm.webhooks import sign as mock_sign
 
@@ -40,9 +42,14 @@ async def _synced_user(client: TestClient, auth: dict[str, str], **fields: str) 
     return await wait_status(client, auth, (await resp.json())["id"], "synced")
 
 
-def _event(crm_id: str, timestamp: str = "2099-01-01T00:00:00Z", **fields: str) -> dict[str, Any]:
+def _at(seconds: float) -> str:
+    """A timestamp this many seconds from now (webhooks may not be more than 5 minutes ahead)."""
+    return isoformat(utcnow() + timedelta(seconds=seconds))
+
+
+def _event(crm_id: str, timestamp: str | None = None, **fields: str) -> dict[str, Any]:
     return {"event_id": f"evt_{uuid.uuid4().hex}", "crm_id": crm_id, "updated_fields": fields,
-            "timestamp": timestamp, "source": "crm"}  # fmt: skip
+            "timestamp": timestamp or _at(1), "source": "crm"}  # fmt: skip
 
 
 async def _history_types(client: TestClient, auth: dict[str, str], user_id: str) -> list[str]:
@@ -64,7 +71,7 @@ async def test_the_seed_payload_without_event_id_or_source_is_accepted(
     backend: TestClient, auth: dict[str, str]
 ) -> None:
     user = await _synced_user(backend, auth)
-    seed = {"crm_id": user["crm_id"], "updated_fields": {"phone": "987-654-3210"}, "timestamp": "2099-10-15T12:00:00Z"}
+    seed = {"crm_id": user["crm_id"], "updated_fields": {"phone": "987-654-3210"}, "timestamp": _at(1)}
     status, body = await post_webhook(backend, seed)
     assert status == 200 and body["result"] == "applied"
 
@@ -102,11 +109,9 @@ async def test_a_rotated_secret_accepts_old_and_new(
     client = await aiohttp_client(create_app(make_config(webhook_secrets=(new_secret, WEBHOOK_SECRET))))
     auth = await sign_up(client)
     user = await _synced_user(client, auth)
-    status, _ = await post_webhook(client, _event(user["crm_id"], "2099-01-01T00:00:01Z", phone="111-222-3333"))
+    status, _ = await post_webhook(client, _event(user["crm_id"], _at(1), phone="111-222-3333"))
     assert status == 200
-    status, _ = await post_webhook(
-        client, _event(user["crm_id"], "2099-01-01T00:00:02Z", phone="444-555-6666"), secret=new_secret
-    )
+    status, _ = await post_webhook(client, _event(user["crm_id"], _at(2), phone="444-555-6666"), secret=new_secret)
     assert status == 200
     assert (await get_user(client, auth, user["id"]))["phone"] == "444-555-6666"
 
@@ -125,7 +130,7 @@ async def test_a_redelivered_event_is_applied_once(backend: TestClient, auth: di
     event = _event(user["crm_id"], phone="987-654-3210")
     assert (await post_webhook(backend, event))[1]["result"] == "applied"
     # Meanwhile the CRM changes the phone again; a replay of the first event must not undo it.
-    assert (await post_webhook(backend, _event(user["crm_id"], "2099-01-02T00:00:00Z", phone="555-555-5555")))[0] == 200
+    assert (await post_webhook(backend, _event(user["crm_id"], _at(3), phone="555-555-5555")))[0] == 200
     status, body = await post_webhook(backend, event)
     assert status == 200 and body["result"] == "duplicate"
     assert (await get_user(backend, auth, user["id"]))["phone"] == "555-555-5555"
@@ -134,8 +139,8 @@ async def test_a_redelivered_event_is_applied_once(backend: TestClient, auth: di
 
 async def test_stale_and_out_of_order_events_converge_on_the_newest(backend: TestClient, auth: dict[str, str]) -> None:
     user = await _synced_user(backend, auth)
-    newer = _event(user["crm_id"], "2099-01-01T00:00:02Z", phone="222-222-2222")
-    older = _event(user["crm_id"], "2099-01-01T00:00:01Z", phone="111-111-1111", name="Johnny Smith")
+    newer = _event(user["crm_id"], _at(2), phone="222-222-2222")
+    older = _event(user["crm_id"], _at(1), phone="111-111-1111", name="Johnny Smith")
     assert (await post_webhook(backend, newer))[1]["result"] == "applied"
     status, body = await post_webhook(backend, older)
     # The older event's phone is stale, but its name is newer than anything we know for that field.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from typing import Any
 
 import attrs
@@ -15,10 +16,12 @@ from ..keys import config_key, db_key, engine_key
 from ..signatures import SignatureError, decode_secret, verify
 from ..sync import webhooks
 from ..sync.webhooks import WebhookEvent
-from ..timeutil import isoformat, parse_iso
+from ..timeutil import isoformat, parse_iso, utcnow
 from ..validation import UNSET, parse_json_object, structure, validate_contact
 
 logger = logging.getLogger(__name__)
+
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
 @attrs.frozen
@@ -72,10 +75,15 @@ def _parse(event_id: str, raw: bytes) -> WebhookEvent:
     if body.event_id is not UNSET and body.event_id != event_id:
         errors["event_id"] = "must equal the webhook-id header"
     try:
-        timestamp = isoformat(parse_iso(body.timestamp))
+        moment = parse_iso(body.timestamp)
+        timestamp = isoformat(moment)
     except ValueError:
         errors["timestamp"] = "must be an ISO-8601 timestamp"
         timestamp = ""
+    else:
+        # A change stamped in the future would outrank every real change to its fields until then.
+        if moment > utcnow() + MAX_CLOCK_SKEW:
+            errors["timestamp"] = "must not be more than 5 minutes in the future"
     if body.source not in ("api", "crm"):
         errors["source"] = "must be api or crm"
     try:

@@ -68,6 +68,7 @@ async def _push(engine: SyncEngine, user: User, tries: list[Attempt]) -> Pushed:
         if later_edits:
             record = await crm.update_user(record["crm_id"], later_edits, tries, version=record.get("updated_at"))
         return Pushed(record)
+    version = user.crm_updated_at  # the record version our snapshot is based on, for If-Match
     try:
         for _ in range(MAX_MERGE_ROUNDS):
             changed = _differences(user.contact(), user.snapshot() or {})
@@ -79,12 +80,15 @@ async def _push(engine: SyncEngine, user: User, tries: list[Attempt]) -> Pushed:
                 user = await _merge_current(engine, user, record)
                 if not _differences(user.contact(), user.snapshot() or {}):
                     return Pushed(record)
+                version = record.get("updated_at")
                 continue
             try:
-                return Pushed(await crm.update_user(user.crm_id, changed, tries, version=user.crm_updated_at))
+                return Pushed(await crm.update_user(user.crm_id, changed, tries, version=version))
             except CrmStale:
                 # The CRM changed since our snapshot: merge its record first, then push what is still ours.
-                user = await _merge_current(engine, user, await crm.get_user(user.crm_id, tries))
+                record = await crm.get_user(user.crm_id, tries)
+                user = await _merge_current(engine, user, record)
+                version = record.get("updated_at")
     except CrmNotFound:
         raise CrmRejected(DELETED, 404) from None
     raise CrmUnavailable("The CRM record kept changing while we pushed; the push will be retried.")
@@ -107,7 +111,7 @@ async def _succeeded(engine: SyncEngine, job: Job, user: User, pushed: Pushed, t
     record = pushed.record
     async with engine.db.transaction() as conn:
         await attempts.record(conn, user.id, user.sync_attempts + 1, tries)
-        await jobs.finish(conn, job, now)
+        finished = await jobs.finish(conn, job, now)
         params: dict[str, Any] = {"id": user.id, "now": now, "tries": len(tries)}
         sets = ["last_synced_at = :now", "last_error = NULL", "next_retry_at = NULL",
                 "sync_attempts = sync_attempts + :tries"]  # fmt: skip
@@ -115,15 +119,25 @@ async def _succeeded(engine: SyncEngine, job: Job, user: User, pushed: Pushed, t
         params.update({f"r_{k}": in_crm.get(k) for k in CONTACT_FIELDS})
         if record is not None:
             params.update(r_crm_id=record.get("crm_id"), r_updated_at=record.get("updated_at"))
-            sets += ["crm_id = :r_crm_id", "create_body = NULL", "crm_updated_at = :r_updated_at",
-                     "synced_name = :r_name", "synced_email = :r_email", "synced_phone = :r_phone"]  # fmt: skip
+            sets += ["crm_id = :r_crm_id", "create_body = NULL", "synced_name = :r_name", "synced_email = :r_email",
+                     "synced_phone = :r_phone"]  # fmt: skip
+            sets += [f"{column} = MAX(COALESCE({column}, ''), :r_updated_at)"
+                     for column in ("crm_updated_at", "crm_name_at", "crm_email_at", "crm_phone_at")]  # fmt: skip
         if pushed.linked:
             sets += ["name = :r_name", "email = :r_email", "phone = :r_phone", "sync_status = 'synced'"]
         else:
             # Still pending when the user was edited while this push was in flight (SET sees old values).
             sets.append("sync_status = CASE WHEN name = :r_name AND email = :r_email AND phone = :r_phone"
                         " THEN 'synced' ELSE 'pending' END")  # fmt: skip
-        await conn.execute(f"UPDATE users SET {', '.join(sets)} WHERE id = :id", params)  # noqa: S608
+        async with conn.execute(
+            f"UPDATE users SET {', '.join(sets)} WHERE id = :id RETURNING sync_status",  # noqa: S608
+            params,
+        ) as cursor:
+            status = (await cursor.fetchone())[0]
+        # Local values the CRM still lacks (it answered with other values than we assumed) need a push.
+        again = await jobs.upsert(conn, jobs.USER_PUSH, user.id, now) if finished and status == "pending" else None
+    if again is not None:
+        engine.pool.submit(again)
     _log_tries(user, record.get("crm_id") if record else user.crm_id, tries)
     logger.info("sync_succeeded", extra={"user_id": user.id, "crm_id": record.get("crm_id") if record else user.crm_id,
                                          "linked": pushed.linked, "attempts": len(tries)})  # fmt: skip

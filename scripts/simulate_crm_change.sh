@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Change a record in the mock CRM as a person working in the CRM would. The mock then sends a
 # signed webhook to crmsync, which applies the change to the local user.
-# Usage: scripts/crm_edit_user.sh CRM_ID FIELD=VALUE [FIELD=VALUE ...]   (fields: name, email, phone)
+# Usage: scripts/simulate_crm_change.sh CRM_ID FIELD=VALUE [FIELD=VALUE ...]   (fields: name, email, phone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/_common.sh
