@@ -8,6 +8,8 @@ from pathlib import Path
 
 import attrs
 
+from .signatures import decode_secret
+
 
 class ConfigError(Exception):
     """A setting is missing or invalid; the message is one sentence for a person."""
@@ -78,7 +80,7 @@ class Config:
             crm_client_id=reader.text("CRMSYNC_CRM_CLIENT_ID", "crmsync"),
             crm_client_secret=reader.secret("CRMSYNC_CRM_CLIENT_SECRET"),
             jwt_secret=reader.secret("CRMSYNC_JWT_SECRET", min_length=32),
-            webhook_secrets=tuple(reader.secret("CRMSYNC_WEBHOOK_SECRET").split()),
+            webhook_secrets=reader.webhook_secrets("CRMSYNC_WEBHOOK_SECRET"),
             workers=reader.integer("CRMSYNC_WORKERS", 8, low=1, high=256),
             log_file=Path(log_file) if log_file else None,
             log_level=reader.choice("CRMSYNC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
@@ -104,6 +106,15 @@ class _Reader:
         if len(value) < min_length:
             raise ConfigError(f"{name} is too short: use at least {min_length} characters")
         return value
+
+    def webhook_secrets(self, name: str) -> tuple[str, ...]:
+        secrets = tuple(self.secret(name).split())
+        for secret in secrets:
+            try:
+                decode_secret(secret)
+            except ValueError:
+                raise ConfigError(f"{name} must hold whsec_<base64> secrets separated by spaces") from None
+        return secrets
 
     def integer(self, name: str, default: int, low: int, high: int) -> int:
         raw = self.text(name, str(default))
