@@ -34,6 +34,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_post("/users", users.create_user)
+    app.router.add_post("/users/sync-failed", users.sync_failed)
     app.router.add_get("/users", users.list_users)
     app.router.add_get("/users/{user_id}", users.get_user)
     app.router.add_put("/users/{user_id}", users.edit_user)
@@ -59,7 +60,7 @@ async def _http(app: web.Application) -> AsyncIterator[None]:
     async with aiohttp.ClientSession(timeout=timeout, trace_configs=[attempt_tracer()]) as session:
         app[crm_key] = CrmClient(
             session, config.crm_url, config.crm_client_id, config.crm_client_secret,
-            attempts=config.crm_attempts, backoff=config.crm_backoff,
+            attempts=config.crm_attempts, backoff=config.crm_backoff, max_rate_wait=config.crm_max_rate_wait,
         )  # fmt: skip
         yield
 

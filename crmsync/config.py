@@ -49,6 +49,7 @@ class Config:
     crm_attempts: int = 3
     crm_backoff: float = 0.5
     crm_timeout: float = 10.0
+    crm_max_rate_wait: float = 60.0
     job_backoff: tuple[float, ...] = (30.0, 120.0, 600.0, 1800.0, 7200.0)
     token_ttl: float = 24 * 3600.0
     shutdown_timeout: float = 10.0

@@ -113,6 +113,14 @@ async def sync_user(request: web.Request) -> web.Response:
     return web.json_response(user.public(), status=202)
 
 
+async def sync_failed(request: web.Request) -> web.Response:
+    """Queue every failed user for sync now."""
+    job_ids = await users.requeue_failed(request.app[db_key])
+    for job_id in job_ids:
+        request.app[engine_key].pool.submit(job_id)
+    return web.json_response({"queued": len(job_ids)}, status=202)
+
+
 async def user_history(request: web.Request) -> web.Response:
     """The user's sync attempts, newest first."""
     user = await _load(request)

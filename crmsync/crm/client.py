@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -12,7 +13,8 @@ from yarl import URL
 
 from ..store.attempts import Attempt
 from .errors import CrmDuplicate, CrmError, CrmNotFound, CrmRejected, CrmStale, CrmUnavailable
-from .retry import RETRY_EXCEPTIONS, JitteredBackoff, describe_exception
+from .pacer import Pacer
+from .retry import RETRY_EXCEPTIONS, JitteredBackoff, describe_exception, retry_after_seconds
 from .tokens import TokenManager
 
 logger = logging.getLogger(__name__)
@@ -25,56 +27,91 @@ class CrmClient:
 
     def __init__(
         self, session: aiohttp.ClientSession, base_url: str, client_id: str, client_secret: str,
-        attempts: int = 3, backoff: float = 0.5,
+        attempts: int = 3, backoff: float = 0.5, max_rate_wait: float = 60.0,
     ) -> None:  # fmt: skip
         self._base = URL(base_url)
         self._basic = aiohttp.encode_basic_auth(client_id, client_secret)
         self._attempts = attempts
         self._http = RetryClient(client_session=session, retry_options=JitteredBackoff(attempts, backoff))
         self.tokens = TokenManager(self._fetch_token)
+        self.pacer = Pacer()
+        self._max_rate_wait = max_rate_wait
+        self.rate_limited = 0  # 429s seen, for metrics and benchmarks
 
     async def _fetch_token(self) -> tuple[int, dict[str, Any]]:
-        return await self._send(
-            "POST", "/crm/token", data={"grant_type": "client_credentials"}, headers={"Authorization": self._basic}
+        status, body, _ = await self._send(
+            "POST",
+            "/crm/token",
+            paced=False,
+            data={"grant_type": "client_credentials"},
+            headers={"Authorization": self._basic},
         )
+        return status, body
 
     async def _send(
-        self, method: str, path: str, tries: list[Attempt] | None = None, operation: str = "", **kwargs: Any
-    ) -> tuple[int, Any]:
+        self,
+        method: str,
+        path: str,
+        tries: list[Attempt] | None = None,
+        operation: str = "",
+        paced: bool = True,
+        **kwargs: Any,
+    ) -> tuple[int, Any, Mapping[str, str]]:
+        if paced:
+            await self.pacer.wait()
         context = {"tries": tries, "operation": operation or method}
         try:
             async with self._http.request(
                 method, self._base.with_path(path), trace_request_ctx=context, **kwargs
             ) as resp:
                 raw = await resp.read()
-                status = resp.status
+                status, headers = resp.status, resp.headers
         except tuple(RETRY_EXCEPTIONS) as exc:
             raise CrmUnavailable(
                 f"The CRM could not be reached after {self._attempts} attempts ({describe_exception(exc)})."
             ) from None
+        if paced:
+            self.pacer.observe(headers)
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
             body = {}
-        if status >= 500 or status == 429:
+        if status >= 500:
             raise CrmUnavailable(
                 f"The CRM could not be reached after {self._attempts} attempts (HTTP {status}).", status
             )
-        return status, body
+        return status, body, headers
 
     async def request(
         self, method: str, path: str, tries: list[Attempt] | None = None, operation: str = "", **kwargs: Any
     ) -> tuple[int, Any]:
-        """Send an authorised request; a 401 gets one fresh token and one more try."""
+        """Send an authorised, paced request.
+
+        A 401 gets one fresh token and one more try. A 429 is waited out (every worker pauses) and
+        sent again without using up a retry, until max_rate_wait seconds of waiting in all.
+        """
         headers = dict(kwargs.pop("headers", {}))
-        for _ in range(2):
+        refreshed, waited = False, 0.0
+        while True:
             token = await self.tokens.get()
             headers["Authorization"] = f"Bearer {token}"
-            status, body = await self._send(method, path, tries, operation, headers=headers, **kwargs)
-            if status != 401:
+            status, body, reply = await self._send(method, path, tries, operation, headers=headers, **kwargs)
+            if status == 401 and not refreshed:
+                self.tokens.invalidate(token)
+                refreshed = True
+                continue
+            if status == 401:
+                raise CrmUnavailable("The CRM kept refusing our access token.", 401)
+            if status != 429:
                 return status, body
-            self.tokens.invalidate(token)
-        raise CrmUnavailable("The CRM kept refusing our access token.", 401)
+            pause = retry_after_seconds(reply.get("Retry-After"))
+            pause = 1.0 if pause is None else pause
+            waited += pause
+            self.rate_limited += 1
+            if waited > self._max_rate_wait:
+                raise CrmUnavailable(f"The CRM kept rate-limiting us for over {self._max_rate_wait:.0f} s.", 429)
+            logger.info("crm_rate_limited", extra={"operation": operation, "retry_after": pause})
+            self.pacer.pause(pause)
 
     async def create_user(self, fields: dict[str, str], idempotency_key: str, tries: list[Attempt]) -> Record:
         """Create a contact; a 409 becomes CrmDuplicate carrying the existing crm_id."""

@@ -14,7 +14,9 @@ from aiohttp_retry import ExponentialRetry
 from ..store.attempts import Attempt
 from ..timeutil import now_iso
 
-RETRY_STATUSES = {429}  # every 5xx is retried by retry_all_server_errors
+# Every 5xx is retried by retry_all_server_errors; a 429 is waited out by CrmClient.request instead,
+# so that waiting for the rate limit does not use up one of the attempts.
+RETRY_STATUSES: set[int] = set()
 RETRY_EXCEPTIONS = {aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError}
 
 
@@ -76,7 +78,8 @@ def attempt_tracer() -> aiohttp.TraceConfig:
 
     async def on_end(_: aiohttp.ClientSession, ctx: SimpleNamespace, params: aiohttp.TraceRequestEndParams) -> None:
         status = params.response.status
-        _store(ctx, "ok" if status < 400 else "http_error", status, None)
+        outcome = "ok" if status < 400 else "rate_limited" if status == 429 else "http_error"
+        _store(ctx, outcome, status, None)
 
     async def on_exception(
         _: aiohttp.ClientSession, ctx: SimpleNamespace, params: aiohttp.TraceRequestExceptionParams

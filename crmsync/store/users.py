@@ -123,22 +123,33 @@ async def update(db: Database, user_id: str, fields: dict[str, str]) -> tuple[Us
     return User.from_row(row), job_id
 
 
+# A re-queued user that never reached the CRM gets a create body again if a rejection burned its last one.
+_REQUEUE = (
+    "UPDATE users SET sync_status = CASE WHEN sync_status = 'failed' THEN 'pending' ELSE sync_status END,"
+    " next_retry_at = NULL, create_body = CASE WHEN crm_id IS NULL THEN"
+    " COALESCE(create_body, json_object('name', name, 'email', email, 'phone', phone)) END"
+)
+
+
 async def requeue(db: Database, user_id: str) -> tuple[User, int] | None:
     """Queue a push now, whatever the state: the manual retry."""
     now = now_iso()
     async with db.transaction() as conn:
-        async with conn.execute(
-            "UPDATE users SET sync_status = CASE WHEN sync_status = 'failed' THEN 'pending' ELSE sync_status END,"
-            " next_retry_at = NULL, create_body = CASE WHEN crm_id IS NULL THEN"
-            " COALESCE(create_body, json_object('name', name, 'email', email, 'phone', phone)) END"
-            " WHERE id = ? RETURNING *",
-            (user_id,),
-        ) as cursor:
+        async with conn.execute(_REQUEUE + " WHERE id = ? RETURNING *", (user_id,)) as cursor:
             row = await cursor.fetchone()
         if row is None:
             return None
         job_id = await jobs.upsert(conn, jobs.USER_PUSH, user_id, now)
     return User.from_row(row), job_id
+
+
+async def requeue_failed(db: Database) -> list[int]:
+    """Queue a push for every failed user, as requeue() does for one; return the job ids."""
+    now = now_iso()
+    async with db.transaction() as conn:
+        async with conn.execute(_REQUEUE + " WHERE sync_status = 'failed' RETURNING id") as cursor:
+            user_ids = [row[0] for row in await cursor.fetchall()]
+        return [await jobs.upsert(conn, jobs.USER_PUSH, user_id, now) for user_id in user_ids]
 
 
 async def _get(conn: aiosqlite.Connection, user_id: str) -> User | None:

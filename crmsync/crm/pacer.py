@@ -1,0 +1,68 @@
+"""Client-side pacing to the CRM's advertised rate limit, so a backlog drains without tripping it."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections.abc import Mapping
+
+
+class Pacer:
+    """A GCRA token bucket that learns the rate from X-RateLimit-* headers and pauses on Retry-After.
+
+    Each request reserves the next free slot synchronously, so concurrent workers share the budget
+    without a lock. Until the CRM advertises a limit, nothing is paced.
+    """
+
+    def __init__(self, headroom: float = 0.95) -> None:
+        self._headroom = headroom  # pace a little under the limit: arrivals jitter on the way there
+        self._interval: float | None = None
+        self._tolerance = 0.0
+        self._tat = 0.0  # theoretical arrival time of the next request
+        self._paused_until = 0.0
+
+    @property
+    def rate(self) -> float | None:
+        """Requests per second we pace to, or None while unlimited."""
+        return None if self._interval is None else 1 / self._interval
+
+    def reserve(self) -> float:
+        """Reserve a slot for one request; return how long to wait before sending it."""
+        now = time.monotonic()
+        start = max(now, self._paused_until)
+        if self._interval is not None:
+            start = max(start, self._tat - self._tolerance)
+            self._tat = max(self._tat, start) + self._interval
+        return start - now
+
+    async def wait(self) -> None:
+        """Wait for this request's slot."""
+        delay = self.reserve()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Follow the limit the CRM advertises, and what it says is left of it."""
+        limit = _number(headers.get("X-RateLimit-Limit"))
+        if limit is None or limit <= 0:
+            return
+        interval = 1 / (limit * self._headroom)
+        if interval != self._interval:
+            self._interval = interval
+            # Allow a small burst, well under the CRM's, so our bucket never runs ahead of theirs.
+            self._tolerance = max(0.0, min(math.ceil(limit) // 2, 4) - 1) * interval
+        remaining, reset = _number(headers.get("X-RateLimit-Remaining")), _number(headers.get("X-RateLimit-Reset"))
+        if remaining is not None and remaining < 1 and reset:
+            self._tat = max(self._tat, time.monotonic() + reset + self._tolerance)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request for a while (the CRM said Retry-After)."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+
+
+def _number(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
