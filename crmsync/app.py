@@ -19,6 +19,7 @@ from .keys import alerter_key, config_key, crm_key, db_key, engine_key
 from .store.jobs import USER_PUSH
 from .sync.engine import SyncEngine
 from .sync.reconcile import sweeper_context
+from .sync.user_batch import push_users
 from .sync.user_push import push_user
 from .validation import MAX_BODY
 
@@ -67,7 +68,7 @@ async def _http(app: web.Application) -> AsyncIterator[None]:
 
 async def _engine(app: web.Application) -> AsyncIterator[None]:
     engine = SyncEngine(app[config_key], app[db_key], app[crm_key], app[alerter_key])
-    engine.register(USER_PUSH, push_user)
+    engine.register(USER_PUSH, push_user, batch=push_users)
     app[engine_key] = engine
     await engine.start()
     yield

@@ -40,6 +40,7 @@ class Config:
     crm_url: str = "http://127.0.0.1:8081"
     crm_client_id: str = "crmsync"
     workers: int = 8
+    batch_size: int = 100
     log_file: Path | None = None
     log_level: str = "INFO"
     reconcile_interval: float = 300.0
@@ -83,6 +84,7 @@ class Config:
             jwt_secret=reader.secret("CRMSYNC_JWT_SECRET", min_length=32),
             webhook_secrets=reader.webhook_secrets("CRMSYNC_WEBHOOK_SECRET"),
             workers=reader.integer("CRMSYNC_WORKERS", 8, low=1, high=256),
+            batch_size=reader.integer("CRMSYNC_BATCH_SIZE", 100, low=1, high=100),
             log_file=Path(log_file) if log_file else None,
             log_level=reader.choice("CRMSYNC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             reconcile_interval=reader.number("CRMSYNC_RECONCILE_INTERVAL", 300.0, low=0),

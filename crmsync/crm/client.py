@@ -122,6 +122,21 @@ class CrmClient:
             raise CrmDuplicate(body["crm_id"])
         return _expect(status, body, 201, "contact")
 
+    async def create_users(
+        self, items: list[tuple[dict[str, str], str]], tries: list[Attempt]
+    ) -> list[tuple[int, dict[str, Any]]]:
+        """Create up to 100 contacts in one request; return (status, body) per item, in order."""
+        payload = {"items": [{**fields, "idempotency_key": key} for fields, key in items]}
+        status, body = await self.request("POST", "/crm/users/batch", tries, "batch_create", json=payload)
+        results = _expect(status, body, 200, "batch").get("results")
+        if not isinstance(results, list) or len(results) != len(items):
+            raise CrmRejected("The CRM answered the batch with a malformed result list.", status)
+        return [
+            (int(r.get("status", 0)), r.get("body") if isinstance(r.get("body"), dict) else {})
+            if isinstance(r, dict) else (0, {})
+            for r in results
+        ]  # fmt: skip
+
     async def update_user(
         self, crm_id: str, fields: dict[str, str], tries: list[Attempt], version: str | None = None
     ) -> Record:

@@ -42,11 +42,12 @@ async def upsert(conn: aiosqlite.Connection, kind: str, entity_id: str, now: str
     return int(row[0])
 
 
-async def get(db: Database, job_id: int) -> Job | None:
-    """Read a job as last committed."""
-    async with db.reader.execute("SELECT * FROM sync_jobs WHERE id = ?", (job_id,)) as cursor:
-        row = await cursor.fetchone()
-    return Job.from_row(row) if row else None
+async def get_many(db: Database, job_ids: list[int]) -> list[Job]:
+    """Read jobs as last committed, in id order."""
+    marks = ",".join("?" * len(job_ids))
+    query = f"SELECT * FROM sync_jobs WHERE id IN ({marks}) ORDER BY id"  # noqa: S608 (only placeholders)
+    async with db.reader.execute(query, job_ids) as cursor:
+        return [Job.from_row(row) for row in await cursor.fetchall()]
 
 
 async def open_jobs(db: Database) -> list[tuple[int, str | None]]:

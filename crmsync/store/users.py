@@ -163,6 +163,13 @@ async def get(db: Database, user_id: str) -> User | None:
     return await _get(db.reader, user_id)
 
 
+async def get_many(db: Database, user_ids: list[str]) -> dict[str, User]:
+    """Read users as last committed, by id."""
+    query = f"SELECT * FROM users WHERE id IN ({','.join('?' * len(user_ids))})"  # noqa: S608 (only placeholders)
+    async with db.reader.execute(query, user_ids) as cursor:
+        return {row["id"]: User.from_row(row) for row in await cursor.fetchall()}
+
+
 async def list_page(db: Database, status: str | None, limit: int, after: int) -> tuple[list[User], int | None]:
     """A page of users in creation order after the seq cursor; returns the next cursor or None."""
     where, params = "seq > ?", [after]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 from ..alerts import Alerter
 from ..config import Config
@@ -19,6 +22,7 @@ from .pool import WorkerPool
 logger = logging.getLogger(__name__)
 
 JobHandler = Callable[["SyncEngine", Job], Awaitable[None]]
+BatchHandler = Callable[["SyncEngine", list[Job]], Awaitable[None]]
 
 
 class SyncEngine:
@@ -29,12 +33,15 @@ class SyncEngine:
         self.db = db
         self.crm = crm
         self.alerter = alerter
-        self.pool = WorkerPool(self.run_job, config.workers)
+        self.pool = WorkerPool(self.run_jobs, config.workers, config.batch_size)
         self._handlers: dict[str, JobHandler] = {}
+        self._batch_handlers: dict[str, BatchHandler] = {}
 
-    def register(self, kind: str, handler: JobHandler) -> None:
-        """Route jobs of one kind to a handler."""
+    def register(self, kind: str, handler: JobHandler, batch: BatchHandler | None = None) -> None:
+        """Route jobs of one kind to a handler, and several due at once to an optional batch handler."""
         self._handlers[kind] = handler
+        if batch is not None:
+            self._batch_handlers[kind] = batch
 
     async def start(self) -> None:
         """Start the workers and queue every unfinished job again (a crash loses nothing)."""
@@ -51,15 +58,32 @@ class SyncEngine:
         """Let running jobs finish within the shutdown bound."""
         await self.pool.stop(self.config.shutdown_timeout)
 
-    async def run_job(self, job_id: int) -> None:
-        """Run one due job; jobs already done, failed or not yet due are left alone."""
-        job = await jobs.get(self.db, job_id)
-        if job is None or job.state != "queued":
-            return
-        if job.run_after and (wait := (parse_iso(job.run_after) - utcnow()).total_seconds()) > 0:
-            self.pool.submit_later(job_id, wait)
-            return
-        await self._handlers[job.kind](self, job)
+    async def run_jobs(self, job_ids: list[int]) -> None:
+        """Run the due jobs among these ids; those done, failed or not yet due are left alone."""
+        due: dict[str, list[Job]] = defaultdict(list)
+        now = utcnow()
+        for job in await jobs.get_many(self.db, job_ids):
+            if job.state != "queued":
+                continue
+            if job.run_after and (wait := (parse_iso(job.run_after) - now).total_seconds()) > 0:
+                self.pool.submit_later(job.id, wait)
+                continue
+            due[job.kind].append(job)
+        for kind, group in due.items():
+            batch = self._batch_handlers.get(kind)
+            if batch is not None and len(group) > 1:
+                await self.guarded(batch, group, [job.id for job in group])
+            else:
+                await asyncio.gather(*(self.guarded(self._handlers[kind], job, [job.id]) for job in group))
+
+    async def guarded(self, handler: Callable[..., Awaitable[None]], work: Any, job_ids: list[int]) -> None:
+        """Run a handler; a bug in it is logged and its jobs retried later instead of stuck."""
+        try:
+            await handler(self, work)
+        except Exception:
+            logger.exception("job_crashed", extra={"job_ids": job_ids[:20]})
+            for job_id in job_ids:
+                self.pool.submit_later(job_id, self.config.job_backoff[0])
 
     def next_retry(self, job: Job) -> tuple[str, float] | None:
         """When a transiently failed job should run again, or None once its retry budget is spent."""

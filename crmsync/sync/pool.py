@@ -9,15 +9,20 @@ from collections.abc import Awaitable, Callable
 
 logger = logging.getLogger(__name__)
 
-RunJob = Callable[[int], Awaitable[None]]
+RunJobs = Callable[[list[int]], Awaitable[None]]
 
 
 class WorkerPool:
-    """Runs each queued job id on one of N workers, never the same job on two workers at once."""
+    """Runs queued job ids on N workers, never the same job on two workers at once.
 
-    def __init__(self, run_job: RunJob, workers: int) -> None:
-        self._run_job = run_job
+    A worker takes every due id up to batch_size at once, so a backlog moves in batches while a
+    lone new job still starts at once.
+    """
+
+    def __init__(self, run_jobs: RunJobs, workers: int, batch_size: int = 1) -> None:
+        self._run_jobs = run_jobs
         self._size = workers
+        self._batch_size = batch_size
         self._queue: asyncio.Queue[int] = asyncio.Queue()
         self._queued: set[int] = set()  # ids waiting in the queue, so a job is queued at most once
         self._running: set[int] = set()
@@ -86,18 +91,21 @@ class WorkerPool:
         task = asyncio.current_task()
         assert task is not None
         while not self._closing:
-            job_id = await self._queue.get()
-            self._queued.discard(job_id)
-            self._running.add(job_id)
+            batch = [await self._queue.get()]
+            while len(batch) < self._batch_size and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            self._queued.difference_update(batch)
+            self._running.update(batch)
             self._busy.add(task)
             try:
-                await self._run_job(job_id)
+                await self._run_jobs(batch)
             except Exception:
-                # run_job handles its own failures; this only guards the worker against a bug.
-                logger.exception("job_crashed", extra={"job_id": job_id})
+                # run_jobs handles its own failures; this only guards the worker against a bug.
+                logger.exception("jobs_crashed", extra={"job_ids": batch[:20]})
             finally:
                 self._busy.discard(task)
-                self._running.discard(job_id)
-            if job_id in self._again:
-                self._again.discard(job_id)
-                self.submit(job_id)
+                self._running.difference_update(batch)
+            for job_id in batch:
+                if job_id in self._again:
+                    self._again.discard(job_id)
+                    self.submit(job_id)

@@ -1,0 +1,61 @@
+"""Several users due at once: their creates go to the CRM as one batch request, the rest one by one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import attrs
+
+from ..crm.errors import CrmError
+from ..store import users
+from ..store.attempts import Attempt
+from ..store.jobs import Job
+from ..store.users import User
+from .engine import SyncEngine
+from .outcomes import Outcome, Pushed, failed, succeeded
+from .user_push import create_key, push_user
+
+
+async def push_users(engine: SyncEngine, group: list[Job]) -> None:
+    """Push many users: batch the creates, and fall back to single pushes for everything else."""
+    found = await users.get_many(engine.db, [job.entity_id for job in group])
+    creates = [
+        (job, found[job.entity_id]) for job in group if job.entity_id in found and not found[job.entity_id].crm_id
+    ]
+    singles = [job for job in group if job.entity_id not in found or found[job.entity_id].crm_id]
+    if len(creates) > 1:
+        singles += await _create_batch(engine, creates)
+    else:
+        singles += [job for job, _ in creates]
+    await asyncio.gather(*(engine.guarded(push_user, job, [job.id]) for job in singles))
+
+
+async def _create_batch(engine: SyncEngine, creates: list[tuple[Job, User]]) -> list[Job]:
+    """Send one batch create; record the items it created and return the jobs to retry one by one."""
+    items = [
+        (json.loads(user.create_body) if user.create_body else user.contact(), create_key(user)) for _, user in creates
+    ]
+    tries: list[Attempt] = []
+    try:
+        results = await engine.crm.create_users(items, tries)
+    except CrmError as exc:
+        for job, user in creates:
+            await failed(engine, job, user, exc, list(tries))
+        return []
+    done: list[Outcome] = []
+    leftovers: list[Job] = []
+    for (job, user), (status, body) in zip(creates, results, strict=True):
+        if status == 201 and isinstance(body.get("crm_id"), str):
+            done.append((job, user, Pushed(body), _with_item_status(tries, status)))
+        else:
+            # Rejected items (invalid, duplicate, key reused) go the single way, which knows each case.
+            leftovers.append(job)
+    if done:
+        await succeeded(engine, done)
+    return leftovers
+
+
+def _with_item_status(tries: list[Attempt], status: int) -> list[Attempt]:
+    """The batch request's tries as one user's history, the last one with that user's own status."""
+    return [*tries[:-1], attrs.evolve(tries[-1], http_status=status)] if tries else []
