@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -66,6 +67,17 @@ class Database:
             await asyncio.shield(self.writer.commit())
 
 
+async def fetch_all(conn: aiosqlite.Connection, sql: str, params: Any = ()) -> list[sqlite3.Row]:
+    """Run a query and fetch its rows in one trip to the database thread."""
+    return list(await conn.execute_fetchall(sql, params))
+
+
+async def fetch_one(conn: aiosqlite.Connection, sql: str, params: Any = ()) -> sqlite3.Row | None:
+    """Run a query and fetch its first row (or None) in one trip to the database thread."""
+    rows = await conn.execute_fetchall(sql, params)
+    return next(iter(rows), None)
+
+
 async def _connect(path: Path) -> aiosqlite.Connection:
     # isolation_level=None: we issue BEGIN ourselves, so sqlite3 never opens a transaction behind our back.
     conn = await aiosqlite.connect(path, isolation_level=None)
@@ -79,8 +91,7 @@ async def _migrate(conn: aiosqlite.Connection) -> None:
     await conn.execute("BEGIN IMMEDIATE")
     try:
         await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-        async with conn.execute("SELECT MAX(version) FROM schema_version") as cursor:
-            row = await cursor.fetchone()
+        row = await fetch_one(conn, "SELECT MAX(version) FROM schema_version")
         current = row[0] or 0
         for version, script in MIGRATIONS:
             if version > current:

@@ -7,7 +7,7 @@ import uuid
 
 import attrs
 
-from ..db import Database
+from ..db import Database, fetch_one
 from ..errors import DuplicateEmail
 from ..timeutil import now_iso
 
@@ -39,8 +39,7 @@ async def create(db: Database, email: str, password_hash: str) -> Account:
 
 async def by_email(db: Database, email: str) -> Account | None:
     """Find an account by its normalised email."""
-    async with db.reader.execute("SELECT * FROM accounts WHERE email = ?", (email,)) as cursor:
-        row = await cursor.fetchone()
+    row = await fetch_one(db.reader, "SELECT * FROM accounts WHERE email = ?", (email,))
     return Account(**dict(row)) if row else None
 
 
@@ -48,8 +47,7 @@ async def exists(db: Database, account_id: str) -> bool:
     """True when the account exists; accounts are never deleted, so a hit is cached for good."""
     if account_id in db.known_accounts:
         return True
-    async with db.reader.execute("SELECT 1 FROM accounts WHERE id = ?", (account_id,)) as cursor:
-        found = await cursor.fetchone() is not None
+    found = await fetch_one(db.reader, "SELECT 1 FROM accounts WHERE id = ?", (account_id,)) is not None
     if found:
         db.known_accounts.add(account_id)
     return found

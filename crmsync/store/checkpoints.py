@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import aiosqlite
 
-from ..db import Database
+from ..db import Database, fetch_one
 
 
 async def get(db: Database, name: str) -> str | None:
     """The stored value, or None."""
-    async with db.reader.execute("SELECT value FROM checkpoints WHERE name = ?", (name,)) as cursor:
-        row = await cursor.fetchone()
+    row = await fetch_one(db.reader, "SELECT value FROM checkpoints WHERE name = ?", (name,))
     return row[0] if row else None
 
 

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import aiosqlite
 import attrs
 
+from ..db import fetch_one
 from ..errors import DuplicateEmail
 from ..sync.merge import FIELDS, Merge, merge
 from ..timeutil import now_iso
@@ -31,8 +32,7 @@ class Applied:
 
 async def user_by_crm_id(conn: aiosqlite.Connection, crm_id: str) -> User | None:
     """The local user linked to a CRM record."""
-    async with conn.execute("SELECT * FROM users WHERE crm_id = ?", (crm_id,)) as cursor:
-        row = await cursor.fetchone()
+    row = await fetch_one(conn, "SELECT * FROM users WHERE crm_id = ?", (crm_id,))
     return User.from_row(row) if row else None
 
 
@@ -65,7 +65,8 @@ async def apply_crm_change(
         "id": user.id,
     }
     try:
-        async with conn.execute(
+        row = await fetch_one(
+            conn,
             "UPDATE users SET name = :l_name, email = :l_email, phone = :l_phone, synced_name = :s_name,"
             " synced_email = :s_email, synced_phone = :s_phone, crm_name_at = :t_name, crm_email_at = :t_email,"
             " crm_phone_at = :t_phone, crm_updated_at = :crm_updated_at, updated_at = :touched,"
@@ -74,8 +75,7 @@ async def apply_crm_change(
             " next_retry_at = CASE WHEN :status = 'synced' THEN NULL ELSE next_retry_at END"
             " WHERE id = :id RETURNING *",
             params,
-        ) as cursor:
-            row = await cursor.fetchone()
+        )
     except sqlite3.IntegrityError:
         raise DuplicateEmail("The CRM's new email belongs to another local user.") from None
     await conn.executemany(

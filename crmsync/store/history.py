@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..db import Database
+from ..db import Database, fetch_all
 
 _HISTORY = """
 SELECT 'sync_attempt' AS type, finished_at AS at, id AS seq,
@@ -29,6 +29,5 @@ LIMIT :limit
 
 async def history(db: Database, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
     """Everything that happened to the user's sync, newest first."""
-    async with db.reader.execute(_HISTORY, {"id": user_id, "limit": limit}) as cursor:
-        rows = await cursor.fetchall()
+    rows = await fetch_all(db.reader, _HISTORY, {"id": user_id, "limit": limit})
     return [{"type": row["type"], "at": row["at"], **json.loads(row["data"])} for row in rows]

@@ -7,7 +7,7 @@ import sqlite3
 import aiosqlite
 import attrs
 
-from ..db import Database
+from ..db import Database, fetch_all, fetch_one
 
 USER_PUSH = "user_push"
 
@@ -32,13 +32,13 @@ class Job:
 
 async def upsert(conn: aiosqlite.Connection, kind: str, entity_id: str, now: str) -> int:
     """Queue a job for the entity, or re-arm its existing one with a fresh budget; return its id."""
-    async with conn.execute(
+    row = await fetch_one(
+        conn,
         "INSERT INTO sync_jobs (kind, entity_id, state, created_at, updated_at) VALUES (?, ?, 'queued', ?, ?)"
         " ON CONFLICT (kind, entity_id) DO UPDATE SET state = 'queued', generation = generation + 1,"
         " attempts = 0, run_after = NULL, last_error = NULL, updated_at = excluded.updated_at RETURNING id",
         (kind, entity_id, now, now),
-    ) as cursor:
-        row = await cursor.fetchone()
+    )
     return int(row[0])
 
 
@@ -46,14 +46,15 @@ async def get_many(db: Database, job_ids: list[int]) -> list[Job]:
     """Read jobs as last committed, in id order."""
     marks = ",".join("?" * len(job_ids))
     query = f"SELECT * FROM sync_jobs WHERE id IN ({marks}) ORDER BY id"  # noqa: S608 (only placeholders)
-    async with db.reader.execute(query, job_ids) as cursor:
-        return [Job.from_row(row) for row in await cursor.fetchall()]
+    return [Job.from_row(row) for row in await fetch_all(db.reader, query, job_ids)]
 
 
 async def open_jobs(db: Database) -> list[tuple[int, str | None]]:
     """Every queued job as (id, run_after), for re-queueing at start-up."""
-    async with db.reader.execute("SELECT id, run_after FROM sync_jobs WHERE state = 'queued' ORDER BY id") as cur:
-        return [(row[0], row[1]) for row in await cur.fetchall()]
+    return [
+        (row[0], row[1])
+        for row in await fetch_all(db.reader, "SELECT id, run_after FROM sync_jobs WHERE state = 'queued' ORDER BY id")
+    ]
 
 
 async def finish(conn: aiosqlite.Connection, job: Job, now: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Any, NoReturn
 import aiosqlite
 import attrs
 
-from ..db import Database
+from ..db import Database, fetch_all, fetch_one
 from ..errors import DuplicateEmail
 from ..timeutil import now_iso
 from . import jobs
@@ -73,8 +73,7 @@ class User:
 
 
 async def _raise_duplicate(conn: aiosqlite.Connection, email: str) -> NoReturn:
-    async with conn.execute("SELECT id FROM users WHERE email = ?", (email,)) as cursor:
-        row = await cursor.fetchone()
+    row = await fetch_one(conn, "SELECT id FROM users WHERE email = ?", (email,))
     raise DuplicateEmail("Another user already has this email.", id=row["id"] if row else None)
 
 
@@ -84,12 +83,12 @@ async def create(db: Database, fields: dict[str, str]) -> tuple[User, int]:
     user_id = str(uuid.uuid4())
     async with db.transaction() as conn:
         try:
-            async with conn.execute(
+            row = await fetch_one(
+                conn,
                 "INSERT INTO users (id, name, email, phone, sync_status, created_at, updated_at, create_body)"
                 " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING *",
                 (user_id, fields["name"], fields["email"], fields["phone"], now, now, json.dumps(fields)),
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
         except sqlite3.IntegrityError:
             await _raise_duplicate(conn, fields["email"])
         job_id = await jobs.upsert(conn, jobs.USER_PUSH, user_id, now)
@@ -110,13 +109,13 @@ async def update(db: Database, user_id: str, fields: dict[str, str]) -> tuple[Us
         # A user that never reached the CRM gets its create body frozen again if a rejection burned it.
         body = json.dumps({**current.contact(), **changes})
         try:
-            async with conn.execute(
+            row = await fetch_one(
+                conn,
                 f"UPDATE users SET {assignments}, sync_status = 'pending', next_retry_at = NULL,"  # noqa: S608
                 " create_body = CASE WHEN crm_id IS NULL THEN COALESCE(create_body, :body) END,"
                 " updated_at = :now WHERE id = :id RETURNING *",
                 {**changes, "now": now, "id": user_id, "body": body},
-            ) as cursor:
-                row = await cursor.fetchone()
+            )
         except sqlite3.IntegrityError:
             await _raise_duplicate(conn, changes["email"])
         job_id = await jobs.upsert(conn, jobs.USER_PUSH, user_id, now)
@@ -135,8 +134,7 @@ async def requeue(db: Database, user_id: str) -> tuple[User, int] | None:
     """Queue a push now, whatever the state: the manual retry."""
     now = now_iso()
     async with db.transaction() as conn:
-        async with conn.execute(_REQUEUE + " WHERE id = ? RETURNING *", (user_id,)) as cursor:
-            row = await cursor.fetchone()
+        row = await fetch_one(conn, _REQUEUE + " WHERE id = ? RETURNING *", (user_id,))
         if row is None:
             return None
         job_id = await jobs.upsert(conn, jobs.USER_PUSH, user_id, now)
@@ -147,14 +145,12 @@ async def requeue_failed(db: Database) -> list[int]:
     """Queue a push for every failed user, as requeue() does for one; return the job ids."""
     now = now_iso()
     async with db.transaction() as conn:
-        async with conn.execute(_REQUEUE + " WHERE sync_status = 'failed' RETURNING id") as cursor:
-            user_ids = [row[0] for row in await cursor.fetchall()]
+        user_ids = [row[0] for row in await fetch_all(conn, _REQUEUE + " WHERE sync_status = 'failed' RETURNING id")]
         return [await jobs.upsert(conn, jobs.USER_PUSH, user_id, now) for user_id in user_ids]
 
 
 async def _get(conn: aiosqlite.Connection, user_id: str) -> User | None:
-    async with conn.execute("SELECT * FROM users WHERE id = ?", (user_id,)) as cursor:
-        row = await cursor.fetchone()
+    row = await fetch_one(conn, "SELECT * FROM users WHERE id = ?", (user_id,))
     return User.from_row(row) if row else None
 
 
@@ -166,8 +162,7 @@ async def get(db: Database, user_id: str) -> User | None:
 async def get_many(db: Database, user_ids: list[str]) -> dict[str, User]:
     """Read users as last committed, by id."""
     query = f"SELECT * FROM users WHERE id IN ({','.join('?' * len(user_ids))})"  # noqa: S608 (only placeholders)
-    async with db.reader.execute(query, user_ids) as cursor:
-        return {row["id"]: User.from_row(row) for row in await cursor.fetchall()}
+    return {row["id"]: User.from_row(row) for row in await fetch_all(db.reader, query, user_ids)}
 
 
 async def list_page(db: Database, status: str | None, limit: int, after: int) -> tuple[list[User], int | None]:
@@ -176,10 +171,7 @@ async def list_page(db: Database, status: str | None, limit: int, after: int) ->
     if status is not None:
         where += " AND sync_status = ?"
         params.append(status)
-    async with db.reader.execute(
-        f"SELECT * FROM users WHERE {where} ORDER BY seq LIMIT ?",  # noqa: S608
-        (*params, limit + 1),
-    ) as cursor:
-        rows = list(await cursor.fetchall())
+    query = f"SELECT * FROM users WHERE {where} ORDER BY seq LIMIT ?"  # noqa: S608 (only placeholders)
+    rows = await fetch_all(db.reader, query, (*params, limit + 1))
     next_cursor = rows[limit - 1]["seq"] if len(rows) > limit else None
     return [User.from_row(r) for r in rows[:limit]], next_cursor

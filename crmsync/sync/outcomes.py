@@ -10,6 +10,7 @@ import attrs
 
 from ..crm.client import Record
 from ..crm.errors import CrmError
+from ..db import fetch_one
 from ..store import attempts, jobs
 from ..store.attempts import Attempt
 from ..store.jobs import Job
@@ -72,11 +73,8 @@ async def _record_success(
         # Still pending when the user was edited while this push was in flight (SET sees old values).
         sets.append("sync_status = CASE WHEN name = :r_name AND email = :r_email AND phone = :r_phone"
                     " THEN 'synced' ELSE 'pending' END")  # fmt: skip
-    async with conn.execute(
-        f"UPDATE users SET {', '.join(sets)} WHERE id = :id RETURNING sync_status",  # noqa: S608
-        params,
-    ) as cursor:
-        status = (await cursor.fetchone())[0]
+    query = f"UPDATE users SET {', '.join(sets)} WHERE id = :id RETURNING sync_status"  # noqa: S608
+    status = (await fetch_one(conn, query, params))[0]
     # Local values the CRM still lacks (it answered with other values than we assumed) need a push.
     return await jobs.upsert(conn, jobs.USER_PUSH, user.id, now) if finished and status == "pending" else None
 

@@ -8,7 +8,7 @@ import logging
 import aiosqlite
 import attrs
 
-from ..db import Database
+from ..db import Database, fetch_one
 from ..errors import ApiError, NotFound
 from ..store.crm_changes import apply_crm_change, user_by_crm_id
 from ..timeutil import now_iso
@@ -45,8 +45,7 @@ class Handled:
 async def handle(db: Database, event: WebhookEvent) -> Handled:
     """Apply an event once; raise NotFound for an unknown crm_id so the sender retries later."""
     async with db.transaction() as conn:
-        async with conn.execute("SELECT result, user_id FROM webhook_events WHERE id = ?", (event.event_id,)) as cur:
-            seen = await cur.fetchone()
+        seen = await fetch_one(conn, "SELECT result, user_id FROM webhook_events WHERE id = ?", (event.event_id,))
         if seen is not None and seen["result"] in FINAL:
             return Handled("duplicate", seen["user_id"])
         user = await user_by_crm_id(conn, event.crm_id)
