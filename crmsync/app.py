@@ -15,7 +15,8 @@ from .crm.client import CrmClient
 from .crm.retry import attempt_tracer
 from .db import Database
 from .errors import error_middleware
-from .keys import alerter_key, config_key, crm_key, db_key, engine_key
+from .keys import alerter_key, config_key, creator_key, crm_key, db_key, engine_key
+from .store.creates import GroupCreator
 from .store.jobs import USER_PUSH
 from .sync.engine import SyncEngine
 from .sync.reconcile import sweeper_context
@@ -51,7 +52,10 @@ def create_app(config: Config) -> web.Application:
 async def _database(app: web.Application) -> AsyncIterator[None]:
     db = await Database.open(app[config_key].db_path)
     app[db_key] = db
+    creator = app[creator_key] = GroupCreator(db)
+    creator.start()
     yield
+    await creator.stop()
     await db.close()
 
 

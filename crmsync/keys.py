@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from .config import Config
     from .crm.client import CrmClient
     from .db import Database
+    from .store.creates import GroupCreator
     from .sync.engine import SyncEngine
     from .sync.reconcile import Sweeper
 
@@ -20,3 +21,4 @@ crm_key: web.AppKey[CrmClient] = web.AppKey("crm")
 engine_key: web.AppKey[SyncEngine] = web.AppKey("engine")
 alerter_key: web.AppKey[Alerter] = web.AppKey("alerter")
 sweeper_key: web.AppKey[Sweeper] = web.AppKey("sweeper")
+creator_key: web.AppKey[GroupCreator] = web.AppKey("creator")

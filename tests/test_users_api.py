@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import pytest
@@ -155,3 +156,19 @@ async def test_unknown_route_and_method_are_json(backend: TestClient, auth: dict
     assert resp.status == 404 and (await resp.json())["error"] == "not_found"
     resp = await backend.delete("/users", headers=auth)
     assert resp.status == 405 and (await resp.json())["error"] == "method_not_allowed"
+
+
+async def test_concurrent_creates_commit_together_and_still_catch_duplicates(
+    backend: TestClient, auth: dict[str, str]
+) -> None:
+    bodies = [{**VALID, "email": f"c{i % 15}@example.com"} for i in range(30)]  # every email twice
+    responses = await asyncio.gather(*(backend.post("/users", json=body, headers=auth) for body in bodies))
+    assert sorted(r.status for r in responses) == [201] * 15 + [409] * 15
+    created = {(await r.json())["email"]: (await r.json())["id"] for r in responses if r.status == 201}
+    for response in responses:
+        if response.status == 409:
+            body = await response.json()
+            assert body["id"] in created.values()
+    assert await _count(backend, auth) == 15
+    for user_id in created.values():
+        assert (await get_user(backend, auth, user_id))["id"] == user_id

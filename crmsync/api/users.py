@@ -9,7 +9,7 @@ import uuid
 from aiohttp import web
 
 from ..errors import NotFound, ValidationFailed
-from ..keys import db_key, engine_key
+from ..keys import creator_key, db_key, engine_key
 from ..store import history, users
 from ..store.users import User
 from ..validation import read_json_object, validate_contact
@@ -37,7 +37,7 @@ async def _load(request: web.Request) -> User:
 async def create_user(request: web.Request) -> web.Response:
     """Store a new contact and queue its first sync; durable before the 201."""
     fields = validate_contact(await read_json_object(request), partial=False)
-    user, job_id = await users.create(request.app[db_key], fields)
+    user, job_id = await request.app[creator_key].create(fields)
     request.app[engine_key].pool.submit(job_id)
     return web.json_response(user.public(), status=201, headers={"Location": f"/users/{user.id}"})
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import uuid
 from typing import Any, NoReturn
 
 import aiosqlite
@@ -75,24 +74,6 @@ class User:
 async def _raise_duplicate(conn: aiosqlite.Connection, email: str) -> NoReturn:
     row = await fetch_one(conn, "SELECT id FROM users WHERE email = ?", (email,))
     raise DuplicateEmail("Another user already has this email.", id=row["id"] if row else None)
-
-
-async def create(db: Database, fields: dict[str, str]) -> tuple[User, int]:
-    """Insert a pending user and its sync job in one transaction; return the user and the job id."""
-    now = now_iso()
-    user_id = str(uuid.uuid4())
-    async with db.transaction() as conn:
-        try:
-            row = await fetch_one(
-                conn,
-                "INSERT INTO users (id, name, email, phone, sync_status, created_at, updated_at, create_body)"
-                " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?) RETURNING *",
-                (user_id, fields["name"], fields["email"], fields["phone"], now, now, json.dumps(fields)),
-            )
-        except sqlite3.IntegrityError:
-            await _raise_duplicate(conn, fields["email"])
-        job_id = await jobs.upsert(conn, jobs.USER_PUSH, user_id, now)
-    return User.from_row(row), job_id
 
 
 async def update(db: Database, user_id: str, fields: dict[str, str]) -> tuple[User, int | None] | None:
