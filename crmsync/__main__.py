@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     host = args.host or config.host
     port = args.port if args.port is not None else config.port
-    secrets = (config.crm_client_secret, config.jwt_secret, *config.webhook_secrets)
+    smtp_password = config.smtp.password if config.smtp and config.smtp.password else ""
+    secrets = (config.crm_client_secret, config.jwt_secret, *config.webhook_secrets, smtp_password)
     setup_logging(config.log_level, config.log_file, secrets)
     logger.info("crmsync_starting", extra={"host": host, "port": port, "db": str(config.db_path)})
     try:

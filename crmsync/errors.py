@@ -53,6 +53,18 @@ class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 
 
+class UpstreamRejected(ApiError):
+    """The CRM refused what we asked of it."""
+
+    status, code = 502, "crm_rejected"
+
+
+class UpstreamUnavailable(ApiError):
+    """The CRM could not be reached, or kept failing."""
+
+    status, code = 503, "crm_unavailable"
+
+
 class ValidationFailed(ApiError):
     """422 with a reason per field."""
 

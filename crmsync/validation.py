@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from typing import Any, TypeVar
 
 import attrs
@@ -95,6 +96,8 @@ def check_name(value: str) -> str | None:
     """Return a reason when the name is unacceptable."""
     if not value.strip():
         return "must not be blank"
+    if any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in value):
+        return "must not contain control characters or line breaks"
     if len(value) > 200:
         return "must be at most 200 characters"
     return None
@@ -135,25 +138,34 @@ class ContactFields:
 def validate_contact(body: dict[str, Any], partial: bool) -> dict[str, str]:
     """Check a user body (all fields, or a non-empty subset when partial); return normalised values."""
     fields = structure(body, ContactFields).present()
-    errors: dict[str, str] = {}
+    if partial and not fields:
+        raise ValidationFailed({"body": "must set at least one of name, email, phone"})
+    clean, errors = normalise_contact(fields)
     if not partial:
         errors.update({k: "is required" for k in ("name", "email", "phone") if k not in fields})
-    elif not fields:
-        raise ValidationFailed({"body": "must set at least one of name, email, phone"})
-    if "name" in fields and (reason := check_name(fields["name"])):
-        errors["name"] = reason
-    if "email" in fields:
-        email, reason = normalise_email(fields["email"])
-        if reason:
-            errors["email"] = reason
-        else:
-            fields["email"] = email  # type: ignore[assignment]
-    if "phone" in fields and (reason := check_phone(fields["phone"])):
-        errors["phone"] = reason
     if errors:
         raise ValidationFailed(errors)
+    return clean
+
+
+def normalise_contact(fields: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Check each present field on its own; return (normalised valid fields, reasons for the others)."""
+    clean: dict[str, str] = {}
+    errors: dict[str, str] = {}
     if "name" in fields:
-        fields["name"] = fields["name"].strip()
+        if reason := check_name(fields["name"]):
+            errors["name"] = reason
+        else:
+            clean["name"] = fields["name"].strip()
+    if "email" in fields:
+        email, reason = normalise_email(fields["email"])
+        if email is None:
+            errors["email"] = reason or "is not valid"
+        else:
+            clean["email"] = email
     if "phone" in fields:
-        fields["phone"] = fields["phone"].strip()
-    return fields
+        if reason := check_phone(fields["phone"]):
+            errors["phone"] = reason
+        else:
+            clean["phone"] = fields["phone"].strip()
+    return clean, errors

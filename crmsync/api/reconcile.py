@@ -5,14 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..crm.errors import CrmError
-from ..errors import ApiError
+from ..errors import UpstreamRejected, UpstreamUnavailable
 from ..keys import engine_key, sweeper_key
 from ..sync.reconcile import reconcile_user
 from .users import user_id_from
-
-
-class CrmUnavailable(ApiError):
-    status, code = 503, "crm_unavailable"
 
 
 async def reconcile_one(request: web.Request) -> web.Response:
@@ -20,7 +16,7 @@ async def reconcile_one(request: web.Request) -> web.Response:
     try:
         applied = await reconcile_user(request.app[engine_key], user_id_from(request))
     except CrmError as exc:
-        raise CrmUnavailable(exc.message) from None
+        raise (UpstreamUnavailable if exc.transient else UpstreamRejected)(exc.message) from None
     merged = applied.merged
     return web.json_response(
         {

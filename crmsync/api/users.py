@@ -98,7 +98,7 @@ def _decode_cursor(cursor: str | None) -> int | None:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, seq = text.split(":")
-        return int(seq) if prefix == "u" and seq.isdigit() else None
+        return int(seq) if prefix == "u" and seq.isdigit() and int(seq) < 2**63 else None
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from ..auth import public
 from ..errors import ApiError, Unauthorized, ValidationFailed
-from ..keys import config_key, db_key, engine_key
+from ..keys import config_key, engine_key
 from ..signatures import SignatureError, decode_secret, verify
 from ..sync import webhooks
 from ..sync.webhooks import WebhookEvent
@@ -37,40 +37,36 @@ class WebhookBody:
 
 @public
 async def receive_webhook(request: web.Request) -> web.Response:
-    """Verify, validate, apply once, and answer so the sender knows whether to retry."""
+    """Verify on the raw bytes, then validate, then apply once; the status tells the sender whether to retry."""
     raw = await request.read()
     keys = [decode_secret(s) for s in request.app[config_key].webhook_secrets]
     try:
         event_id = verify(keys, request.headers, raw)
     except SignatureError as exc:
-        logger.warning("webhook_rejected", extra={"reason": str(exc), "webhook_id": request.headers.get("webhook-id")})
+        logger.warning(
+            "webhook_unverified", extra={"reason": str(exc), "webhook_id": request.headers.get("webhook-id")}
+        )
         raise Unauthorized("The webhook signature is missing, invalid or too old.") from None
-    event = _parse(event_id, raw)
-    logger.info("webhook_received", extra={"event_id": event.event_id, "crm_id": event.crm_id, "source": event.source})
-    db = request.app[db_key]
+    logger.info("webhook_received", extra={"event_id": event_id})
+    engine = request.app[engine_key]
     try:
-        handled = await webhooks.handle(db, event)
+        event = _parse(event_id, raw)
     except ApiError as exc:
-        outcome = "webhook_unknown_crm_id" if exc.status == 404 else "webhook_rejected"
-        logger.warning(outcome, extra={"event_id": event.event_id, "crm_id": event.crm_id, "reason": exc.message})
-        if exc.status != 404:
-            await webhooks.record_rejected(db, event, exc)
+        await webhooks.record_invalid(engine.db, event_id, raw, exc)
         raise
-    if handled.job_id is not None:
-        request.app[engine_key].pool.submit(handled.job_id)
-    logger.info(
-        f"webhook_{handled.result}",
-        extra={"event_id": event.event_id, "crm_id": event.crm_id, "user_id": handled.user_id,
-               "changed_fields": sorted(handled.changed_fields), "conflicts": list(handled.conflicts)},
-    )  # fmt: skip
-    return web.json_response(
-        {"result": handled.result, "user_id": handled.user_id, "changed_fields": handled.changed_fields,
-         "conflicts": list(handled.conflicts)}
-    )  # fmt: skip
+    if event is None:
+        logger.info("webhook_ignored", extra={"event_id": event_id, "reason": "meeting events are not synced back"})
+        return web.json_response({"result": "ignored"})
+    handled = await webhooks.receive(engine, event)
+    return web.json_response(attrs.asdict(handled, filter=lambda a, _: a.name != "job_id"))
 
 
-def _parse(event_id: str, raw: bytes) -> WebhookEvent:
-    body = structure(parse_json_object(raw), WebhookBody)
+def _parse(event_id: str, raw: bytes) -> WebhookEvent | None:
+    """The validated event, or None for an event about something we do not sync back (a meeting)."""
+    data = parse_json_object(raw)
+    if "meeting_id" in data and "crm_id" not in data:
+        return None
+    body = structure(data, WebhookBody)
     errors: dict[str, str] = {}
     if body.event_id is not UNSET and body.event_id != event_id:
         errors["event_id"] = "must equal the webhook-id header"

@@ -12,14 +12,15 @@ from aiohttp_retry import RetryClient
 from yarl import URL
 
 from ..store.attempts import Attempt
-from .errors import CrmDuplicate, CrmError, CrmNotFound, CrmRejected, CrmStale, CrmUnavailable
+from .errors import CrmDuplicate, CrmNotFound, CrmRejected, CrmStale, CrmUnavailable
 from .pacer import Pacer
-from .retry import RETRY_EXCEPTIONS, JitteredBackoff, describe_exception, retry_after_seconds
+from .records import Record, batch_item, expect, record
+from .retry import JitteredBackoff, describe_exception, retry_after_seconds
 from .tokens import TokenManager
 
 logger = logging.getLogger(__name__)
 
-Record = dict[str, Any]
+MIN_RATE_PAUSE = 0.1  # a Retry-After of 0 (or in the past) must not turn into a busy loop
 
 
 class CrmClient:
@@ -66,7 +67,7 @@ class CrmClient:
             ) as resp:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
-        except tuple(RETRY_EXCEPTIONS) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise CrmUnavailable(
                 f"The CRM could not be reached after {self._attempts} attempts ({describe_exception(exc)})."
             ) from None
@@ -104,8 +105,8 @@ class CrmClient:
                 raise CrmUnavailable("The CRM kept refusing our access token.", 401)
             if status != 429:
                 return status, body
-            pause = retry_after_seconds(reply.get("Retry-After"))
-            pause = 1.0 if pause is None else pause
+            hinted = retry_after_seconds(reply.get("Retry-After"))
+            pause = 1.0 if hinted is None else max(hinted, MIN_RATE_PAUSE)
             waited += pause
             self.rate_limited += 1
             if waited > self._max_rate_wait:
@@ -118,9 +119,9 @@ class CrmClient:
         status, body = await self.request(
             "POST", "/crm/users", tries, "create", json=fields, headers={"Idempotency-Key": idempotency_key}
         )
-        if status == 409 and isinstance(body.get("crm_id"), str):
+        if status == 409 and isinstance(body, dict) and isinstance(body.get("crm_id"), str):
             raise CrmDuplicate(body["crm_id"])
-        return _expect(status, body, 201, "contact")
+        return record(status, body, 201)
 
     async def create_users(
         self, items: list[tuple[dict[str, str], str]], tries: list[Attempt]
@@ -128,14 +129,10 @@ class CrmClient:
         """Create up to 100 contacts in one request; return (status, body) per item, in order."""
         payload = {"items": [{**fields, "idempotency_key": key} for fields, key in items]}
         status, body = await self.request("POST", "/crm/users/batch", tries, "batch_create", json=payload)
-        results = _expect(status, body, 200, "batch").get("results")
+        results = expect(status, body, 200, "batch").get("results")
         if not isinstance(results, list) or len(results) != len(items):
             raise CrmRejected("The CRM answered the batch with a malformed result list.", status)
-        return [
-            (int(r.get("status", 0)), r.get("body") if isinstance(r.get("body"), dict) else {})
-            if isinstance(r, dict) else (0, {})
-            for r in results
-        ]  # fmt: skip
+        return [batch_item(result) for result in results]
 
     async def update_user(
         self, crm_id: str, fields: dict[str, str], tries: list[Attempt], version: str | None = None
@@ -149,16 +146,16 @@ class CrmClient:
             raise CrmNotFound(crm_id)
         if status == 412:
             raise CrmStale(crm_id)
-        if status == 409 and isinstance(body.get("crm_id"), str):
+        if status == 409 and isinstance(body, dict) and isinstance(body.get("crm_id"), str):
             raise CrmRejected(f"The CRM already has this email on another contact ({body['crm_id']}).", status, body)
-        return _expect(status, body, 200, "contact")
+        return record(status, body, 200)
 
     async def get_user(self, crm_id: str, tries: list[Attempt] | None = None) -> Record:
         """Read a contact."""
         status, body = await self.request("GET", f"/crm/users/{crm_id}", tries, "read")
         if status == 404:
             raise CrmNotFound(crm_id)
-        return _expect(status, body, 200, "contact")
+        return record(status, body, 200)
 
     async def list_users(
         self, updated_since: str | None, cursor: str | None, limit: int = 100
@@ -170,27 +167,6 @@ class CrmClient:
         if cursor:
             params["cursor"] = cursor
         status, body = await self.request("GET", "/crm/users", None, "list", params=params)
-        page = _expect(status, body, 200, "listing")
+        page = expect(status, body, 200, "listing")
         items = page.get("items")
         return (items if isinstance(items, list) else []), page.get("next_cursor")
-
-
-def _expect(status: int, body: Any, wanted: int, noun: str) -> Record:
-    if status == wanted and isinstance(body, dict):
-        return body
-    raise CrmRejected(
-        f"The CRM rejected the {noun}: {_reason(body, status)}", status, body if isinstance(body, dict) else None
-    )
-
-
-def _reason(body: Any, status: int) -> str:
-    """Turn the CRM's error body into words, e.g. 'phone: must have 7 to 15 digits'."""
-    if not isinstance(body, dict):
-        return f"HTTP {status}"
-    fields = body.get("fields")
-    if isinstance(fields, dict) and fields:
-        return "; ".join(f"{k} {v}" for k, v in fields.items())[:500]
-    return str(body.get("message") or body.get("error") or f"HTTP {status}")[:500]
-
-
-__all__ = ["CrmClient", "CrmError"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from collections.abc import Mapping
 
@@ -10,10 +11,13 @@ import attrs
 
 from ..db import fetch_one
 from ..errors import DuplicateEmail
-from ..sync.merge import FIELDS, Merge, merge
-from ..timeutil import now_iso
+from ..merge import FIELDS, Merge, merge
+from ..timeutil import normalise_iso, now_iso
+from ..validation import normalise_contact
 from . import jobs
 from .users import User
+
+logger = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -28,6 +32,29 @@ class Applied:
     def stale(self) -> bool:
         """True when the change was older than what we already knew for every field it named."""
         return self.merged is None
+
+
+def crm_fields(record: Mapping[str, object]) -> dict[str, str]:
+    """The contact fields of a CRM record that pass our validation, normalised like local input.
+
+    A field the CRM holds in a form we would reject is left out (and logged), never stored.
+    """
+    present = {f: v for f in FIELDS if isinstance(v := record.get(f), str)}
+    clean, rejected = normalise_contact(present)
+    if rejected:
+        logger.warning("crm_fields_rejected", extra={"crm_id": record.get("crm_id"), "fields": rejected})
+    return clean
+
+
+async def apply_crm_record(
+    conn: aiosqlite.Connection, user_id: str, record: Mapping[str, object], origin: str, queue_push: bool = True
+) -> Applied | None:
+    """Merge a whole CRM record into the user as it is now (re-read inside the caller's transaction)."""
+    row = await fetch_one(conn, "SELECT * FROM users WHERE id = ?", (user_id,))
+    if row is None:
+        return None
+    changed_at = normalise_iso(record.get("updated_at"))
+    return await apply_crm_change(conn, User.from_row(row), crm_fields(record), changed_at, origin, queue_push)
 
 
 async def user_by_crm_id(conn: aiosqlite.Connection, crm_id: str) -> User | None:

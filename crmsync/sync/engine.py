@@ -17,6 +17,7 @@ from ..db import Database
 from ..store import jobs
 from ..store.jobs import Job
 from ..timeutil import isoformat, parse_iso, utcnow
+from .inflight import InFlight
 from .pool import WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class SyncEngine:
         self.crm = crm
         self.alerter = alerter
         self.pool = WorkerPool(self.run_jobs, config.workers, config.batch_size)
+        self.inflight = InFlight()
         self._handlers: dict[str, JobHandler] = {}
         self._batch_handlers: dict[str, BatchHandler] = {}
 

@@ -13,6 +13,7 @@ from ..crm.errors import CrmError
 from ..db import fetch_one
 from ..store import attempts, jobs
 from ..store.attempts import Attempt
+from ..store.crm_changes import crm_fields
 from ..store.jobs import Job
 from ..store.users import CONTACT_FIELDS, User
 from ..timeutil import now_iso
@@ -62,13 +63,20 @@ async def _record_success(
     in_crm = record if record is not None else (user.snapshot() or {})
     params.update({f"r_{k}": in_crm.get(k) for k in CONTACT_FIELDS})
     if record is not None:
-        params.update(r_crm_id=record.get("crm_id"), r_updated_at=record.get("updated_at"))
-        sets += ["crm_id = :r_crm_id", "create_body = NULL", "synced_name = :r_name", "synced_email = :r_email",
-                 "synced_phone = :r_phone"]  # fmt: skip
+        params.update(r_crm_id=record["crm_id"], r_updated_at=record["updated_at"])
+        newer = "CASE WHEN :r_updated_at >= COALESCE(crm_updated_at, '') THEN {new} ELSE {old} END"
+        sets += ["crm_id = :r_crm_id", "create_body = NULL"]
+        # A CRM change applied while this push was in flight is newer than its answer: keep that snapshot.
+        sets += [f"synced_{f} = {newer.format(new=f':r_{f}', old=f'synced_{f}')}" for f in CONTACT_FIELDS]
         sets += [f"{column} = MAX(COALESCE({column}, ''), :r_updated_at)"
                  for column in ("crm_updated_at", "crm_name_at", "crm_email_at", "crm_phone_at")]  # fmt: skip
     if pushed.linked:
-        sets += ["name = :r_name", "email = :r_email", "phone = :r_phone", "sync_status = 'synced'"]
+        # Linked to a contact the CRM already had: its values win (those we could not accept aside).
+        adopted = crm_fields(record or {})
+        params.update({f"a_{f}": adopted.get(f, getattr(user, f)) for f in CONTACT_FIELDS})
+        sets += ["name = :a_name", "email = :a_email", "phone = :a_phone"]
+        sets.append("sync_status = CASE WHEN :a_name = :r_name AND :a_email = :r_email AND :a_phone = :r_phone"
+                    " THEN 'synced' ELSE 'pending' END")  # fmt: skip
     else:
         # Still pending when the user was edited while this push was in flight (SET sees old values).
         sets.append("sync_status = CASE WHEN name = :r_name AND email = :r_email AND phone = :r_phone"

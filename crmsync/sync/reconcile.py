@@ -11,22 +11,19 @@ from typing import Any
 from aiohttp import web
 
 from ..crm.errors import CrmError, CrmNotFound
-from ..errors import Conflict, NotFound
+from ..db import fetch_all
+from ..errors import Conflict, DuplicateEmail, NotFound
 from ..keys import config_key, engine_key, sweeper_key
 from ..store import checkpoints, users
-from ..store.crm_changes import Applied, apply_crm_change, user_by_crm_id
-from ..timeutil import isoformat, now_iso, parse_iso
+from ..store.crm_changes import Applied, apply_crm_record
+from ..timeutil import normalise_iso, now_iso
 from .engine import SyncEngine
-from .merge import FIELDS
 from .user_push import DELETED
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT = "crm_users_updated_since"
-
-
-def _changed_at(record: dict[str, Any]) -> str:
-    return isoformat(parse_iso(str(record["updated_at"])))
+SETTLE_SECONDS = 5.0  # how long CRM news about a user waits for that user's push in flight
 
 
 async def reconcile_user(engine: SyncEngine, user_id: str) -> Applied:
@@ -41,11 +38,11 @@ async def reconcile_user(engine: SyncEngine, user_id: str) -> Applied:
     except CrmNotFound:
         await mark_deleted(engine, user.id)
         return Applied((await users.get(engine.db, user_id)) or user, None)
+    await engine.inflight.settled(user.id, SETTLE_SECONDS)
     async with engine.db.transaction() as conn:
-        current = await user_by_crm_id(conn, user.crm_id)
-        if current is None:
-            raise NotFound("No user with this id.")
-        applied = await apply_crm_change(conn, current, _fields(record), _changed_at(record), "reconcile")
+        applied = await apply_crm_record(conn, user.id, record, "reconcile")
+    if applied is None:
+        raise NotFound("No user with this id.")
     if applied.job_id is not None:
         engine.pool.submit(applied.job_id)
     changed = sorted(applied.merged.changed) if applied.merged else []
@@ -66,41 +63,60 @@ async def mark_deleted(engine: SyncEngine, user_id: str) -> None:
     logger.error("user_deleted_in_crm", extra={"user_id": user_id})
 
 
-def _fields(record: dict[str, Any]) -> dict[str, str]:
-    return {f: record[f] for f in FIELDS if isinstance(record.get(f), str)}
-
-
 async def sweep(engine: SyncEngine) -> dict[str, int]:
     """Merge every CRM record changed since the stored checkpoint, a page per transaction."""
     since = await checkpoints.get(engine.db, CHECKPOINT)
     cursor: str | None = None
-    counts = {"seen": 0, "changed": 0, "unknown": 0}
+    counts = {"seen": 0, "changed": 0, "unknown": 0, "rejected": 0}
     while True:
         records, cursor = await engine.crm.list_users(since, cursor)
-        jobs: list[int] = []
-        async with engine.db.transaction() as conn:
-            for record in records:
-                counts["seen"] += 1
-                user = await user_by_crm_id(conn, str(record.get("crm_id")))
-                try:
-                    changed_at = _changed_at(record)
-                except (KeyError, ValueError):
-                    changed_at = None
-                if user is None or changed_at is None:
-                    counts["unknown"] += 1
-                    continue
-                applied = await apply_crm_change(conn, user, _fields(record), changed_at, "reconcile")
-                counts["changed"] += bool(applied.merged and applied.merged.changed)
-                if applied.job_id is not None:
-                    jobs.append(applied.job_id)
-            if records and changed_at is not None:
-                await checkpoints.put(conn, CHECKPOINT, changed_at, now_iso())
+        counts["seen"] += len(records)
+        jobs = await _apply_page(engine, records, counts)
         for job_id in jobs:
             engine.pool.submit(job_id)
         if not cursor or not records:
             break
     logger.info("reconcile_sweep_done", extra=counts)
     return counts
+
+
+async def _apply_page(engine: SyncEngine, records: list[dict[str, Any]], counts: dict[str, int]) -> list[int]:
+    """Apply one page in one transaction; a record we cannot apply is skipped, not fatal to the rest."""
+    crm_ids = [r["crm_id"] for r in records if isinstance(r, dict) and isinstance(r.get("crm_id"), str)]
+    query = f"SELECT crm_id, id FROM users WHERE crm_id IN ({','.join('?' * len(crm_ids))})"  # noqa: S608
+    linked = {row[0]: row[1] for row in await fetch_all(engine.db.reader, query, crm_ids)} if crm_ids else {}
+    for user_id in linked.values():
+        await engine.inflight.settled(user_id, SETTLE_SECONDS)  # our own push's answer comes first
+    jobs: list[int] = []
+    checkpoint: str | None = None
+    async with engine.db.transaction() as conn:
+        for record in records:
+            try:
+                stamp = normalise_iso(record.get("updated_at"))
+            except (AttributeError, ValueError):
+                counts["rejected"] += 1
+                continue
+            checkpoint = max(checkpoint or "", stamp)
+            user_id = linked.get(record.get("crm_id"))
+            if user_id is None:
+                counts["unknown"] += 1
+                continue
+            await conn.execute("SAVEPOINT record")
+            try:
+                applied = await apply_crm_record(conn, user_id, record, "reconcile")
+            except (DuplicateEmail, ValueError) as exc:
+                await conn.execute("ROLLBACK TO record")
+                counts["rejected"] += 1
+                logger.warning("reconcile_record_rejected", extra={"crm_id": record.get("crm_id"), "error": str(exc)})
+                continue
+            finally:
+                await conn.execute("RELEASE record")
+            counts["changed"] += bool(applied and applied.merged and applied.merged.changed)
+            if applied and applied.job_id is not None:
+                jobs.append(applied.job_id)
+        if checkpoint:
+            await checkpoints.put(conn, CHECKPOINT, checkpoint, now_iso())
+    return jobs
 
 
 class Sweeper:
@@ -130,6 +146,8 @@ class Sweeper:
                 await sweep(self._engine)
             except CrmError as exc:
                 logger.warning("reconcile_sweep_failed", extra={"error": exc.message})
+            except Exception:  # the periodic sweep must outlive any one bad page
+                logger.exception("reconcile_sweep_crashed")
 
     async def periodic(self) -> None:
         """Sweep forever at the configured interval."""

@@ -16,6 +16,8 @@ from .engine import SyncEngine
 from .outcomes import Outcome, Pushed, failed, succeeded
 from .user_push import create_key, push_user
 
+SINGLE_PUSHES_AT_ONCE = 8
+
 
 async def push_users(engine: SyncEngine, group: list[Job]) -> None:
     """Push many users: batch the creates, and fall back to single pushes for everything else."""
@@ -25,10 +27,18 @@ async def push_users(engine: SyncEngine, group: list[Job]) -> None:
     ]
     singles = [job for job in group if job.entity_id not in found or found[job.entity_id].crm_id]
     if len(creates) > 1:
-        singles += await _create_batch(engine, creates)
+        with engine.inflight.hold(user.id for _, user in creates):
+            singles += await _create_batch(engine, creates)
     else:
         singles += [job for job, _ in creates]
-    await asyncio.gather(*(engine.guarded(push_user, job, [job.id]) for job in singles))
+    # One worker's share of requests in flight, as if each of these were its own job.
+    slots = asyncio.Semaphore(SINGLE_PUSHES_AT_ONCE)
+
+    async def single(job: Job) -> None:
+        async with slots:
+            await engine.guarded(push_user, job, [job.id])
+
+    await asyncio.gather(*(single(job) for job in singles))
 
 
 async def _create_batch(engine: SyncEngine, creates: list[tuple[Job, User]]) -> list[Job]:
@@ -40,6 +50,8 @@ async def _create_batch(engine: SyncEngine, creates: list[tuple[Job, User]]) -> 
     try:
         results = await engine.crm.create_users(items, tries)
     except CrmError as exc:
+        if not exc.transient:
+            return [job for job, _ in creates]  # the batch itself was refused: go one by one
         for job, user in creates:
             await failed(engine, job, user, exc, list(tries))
         return []

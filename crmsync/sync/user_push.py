@@ -9,12 +9,13 @@ from typing import Any
 
 from ..crm.client import Record
 from ..crm.errors import CrmDuplicate, CrmError, CrmNotFound, CrmRejected, CrmStale, CrmUnavailable
+from ..errors import DuplicateEmail
 from ..store import jobs, users
 from ..store.attempts import Attempt
-from ..store.crm_changes import apply_crm_change
+from ..store.crm_changes import apply_crm_record
 from ..store.jobs import Job
-from ..store.users import CONTACT_FIELDS, User
-from ..timeutil import isoformat, now_iso, parse_iso
+from ..store.users import User
+from ..timeutil import now_iso
 from .engine import SyncEngine
 from .outcomes import Pushed, failed, succeeded
 
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 MAX_MERGE_ROUNDS = 3
 DELETED = "The contact was deleted in the CRM."
+INTERNAL = "An unexpected error interrupted this sync; it will be retried."
 
 
 def create_key(user: User) -> str:
@@ -37,17 +39,23 @@ async def push_user(engine: SyncEngine, job: Job) -> None:
             await jobs.finish(conn, job, now_iso())
         return
     tries: list[Attempt] = []
-    try:
-        pushed = await _push(engine, user, tries)
-    except CrmError as exc:
-        await failed(engine, job, user, exc, tries)
-        return
-    try:
-        await succeeded(engine, [(job, user, pushed, tries)])
-    except sqlite3.IntegrityError:
-        crm_id = pushed.record.get("crm_id") if pushed.record else None
-        error = CrmRejected(f"The CRM record {crm_id} with this email is already linked to another user.", 409)
-        await failed(engine, job, user, error, tries)
+    with engine.inflight.hold([user.id]):
+        try:
+            pushed = await _push(engine, user, tries)
+        except CrmError as exc:
+            await failed(engine, job, user, exc, tries)
+            return
+        except Exception:
+            # A bug or a surprise from the CRM must not strand the job: it gets the retry budget and alert.
+            logger.exception("push_crashed", extra={"user_id": user.id, "job_id": job.id})
+            await failed(engine, job, user, CrmUnavailable(INTERNAL), tries)
+            return
+        try:
+            await succeeded(engine, [(job, user, pushed, tries)])
+        except sqlite3.IntegrityError:
+            crm_id = pushed.record.get("crm_id") if pushed.record else None
+            error = CrmRejected(f"The CRM record {crm_id} with this email is already linked to another user.", 409)
+            await failed(engine, job, user, error, tries)
 
 
 async def _push(engine: SyncEngine, user: User, tries: list[Attempt]) -> Pushed:
@@ -60,9 +68,8 @@ async def _push(engine: SyncEngine, user: User, tries: list[Attempt]) -> Pushed:
         except CrmDuplicate as duplicate:
             # Link to the contact the CRM already has; as the source of truth its values win.
             return Pushed(await crm.get_user(duplicate.crm_id, tries), linked=True)
-        later_edits = _differences(user.contact(), record)
-        if later_edits:
-            record = await crm.update_user(record["crm_id"], later_edits, tries, version=record.get("updated_at"))
+        # Edits made since the create body was frozen are pushed by the next run, as an update: the
+        # success below stores the crm_id first and re-arms the job when local values differ.
         return Pushed(record)
     version = user.crm_updated_at  # the record version our snapshot is based on, for If-Match
     try:
@@ -91,11 +98,13 @@ async def _push(engine: SyncEngine, user: User, tries: list[Attempt]) -> Pushed:
 
 
 async def _merge_current(engine: SyncEngine, user: User, record: Record) -> User:
-    async with engine.db.transaction() as conn:
-        fields = {f: record[f] for f in CONTACT_FIELDS if isinstance(record.get(f), str)}
-        changed_at = isoformat(parse_iso(str(record.get("updated_at"))))
-        applied = await apply_crm_change(conn, user, fields, changed_at, "push", queue_push=False)
-    return applied.user
+    """Merge the CRM's record into the user as it is now, not as it was when the push began."""
+    try:
+        async with engine.db.transaction() as conn:
+            applied = await apply_crm_record(conn, user.id, record, "push", queue_push=False)
+    except DuplicateEmail:
+        raise CrmRejected("The CRM gave this contact an email that another local user has.", 409) from None
+    return applied.user if applied else user
 
 
 def _differences(local: dict[str, str], remote: dict[str, Any]) -> dict[str, str]:

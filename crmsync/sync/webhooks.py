@@ -9,14 +9,17 @@ import aiosqlite
 import attrs
 
 from ..db import Database, fetch_one
-from ..errors import ApiError, NotFound
+from ..errors import ApiError, Conflict, NotFound
 from ..store.crm_changes import apply_crm_change, user_by_crm_id
 from ..timeutil import now_iso
+from .engine import SyncEngine
 
 logger = logging.getLogger(__name__)
 
 # Events with these results were handled for good; a redelivery is only acknowledged.
 FINAL = ("applied", "stale")
+SETTLE_SECONDS = 5.0
+MAX_PAYLOAD = 16 * 1024
 
 
 @attrs.frozen
@@ -40,6 +43,28 @@ class Handled:
     changed_fields: dict[str, str] = attrs.Factory(dict)
     conflicts: tuple[str, ...] = ()
     job_id: int | None = None
+
+
+async def receive(engine: SyncEngine, event: WebhookEvent) -> Handled:
+    """Apply an event once it is safe to, store it, log what became of it, and queue any push it leaves."""
+    user = await fetch_one(engine.db.reader, "SELECT id FROM users WHERE crm_id = ?", (event.crm_id,))
+    if user is not None and not await engine.inflight.settled(user[0], SETTLE_SECONDS):
+        # Our own push for this user is on the wire; its answer must land first. The CRM will retry.
+        raise Conflict("A push for this contact is in flight; retry shortly.")
+    context = {"event_id": event.event_id, "crm_id": event.crm_id, "source": event.source}
+    try:
+        handled = await handle(engine.db, event)
+    except ApiError as exc:
+        outcome = "webhook_unknown_crm_id" if exc.status == 404 else "webhook_rejected"
+        logger.warning(outcome, extra={**context, "reason": exc.message})
+        if exc.status != 404:
+            await record_rejected(engine.db, event, exc)
+        raise
+    if handled.job_id is not None:
+        engine.pool.submit(handled.job_id)
+    logger.info(f"webhook_{handled.result}", extra={**context, "user_id": handled.user_id,
+                "changed_fields": sorted(handled.changed_fields), "conflicts": list(handled.conflicts)})  # fmt: skip
+    return handled
 
 
 async def handle(db: Database, event: WebhookEvent) -> Handled:
@@ -70,6 +95,18 @@ async def record_rejected(db: Database, event: WebhookEvent, error: ApiError) ->
     async with db.transaction() as conn:
         user = await user_by_crm_id(conn, event.crm_id)
         await _store(conn, event, user.id if user else None, "rejected", error.message)
+
+
+async def record_invalid(db: Database, event_id: str, raw: bytes, error: ApiError) -> None:
+    """Keep a verified event we could not accept, with the reason, for the history and for debugging."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        data = None
+    crm_id = data.get("crm_id") if isinstance(data, dict) and isinstance(data.get("crm_id"), str) else ""
+    logger.warning("webhook_rejected", extra={"event_id": event_id, "crm_id": crm_id[:128], "reason": error.message})
+    event = WebhookEvent(event_id, crm_id[:128], {}, "", "", raw.decode("utf-8", "replace")[:MAX_PAYLOAD])
+    await record_rejected(db, event, error)
 
 
 async def _store(
