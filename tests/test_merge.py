@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crmsync.sync.merge import merge
+from crmsync.merge import merge
 
 BASE = {"name": "Ann", "email": "ann@example.com", "phone": "111-111-1111"}
 
