@@ -8,17 +8,20 @@ import aiohttp
 from aiohttp import web
 
 from .alerts import Alerter
-from .api import accounts, health, reconcile, users, webhook
+from .api import accounts, health, meetings, reconcile, users, webhook
 from .auth import auth_middleware
 from .config import Config
 from .crm.client import CrmClient
 from .crm.retry import attempt_tracer
 from .db import Database
 from .errors import error_middleware
-from .keys import alerter_key, config_key, creator_key, crm_key, db_key, engine_key
+from .keys import alerter_key, config_key, creator_key, crm_key, db_key, engine_key, meetings_key
 from .store.creates import GroupCreator
 from .store.jobs import USER_PUSH
+from .store.meeting_runs import STAGE_JOBS
+from .store.meetings import MeetingStore
 from .sync.engine import SyncEngine
+from .sync.meetings import stage_handler
 from .sync.reconcile import sweeper_context
 from .sync.user_batch import push_users
 from .sync.user_push import push_user
@@ -46,12 +49,21 @@ def create_app(config: Config) -> web.Application:
     app.router.add_post("/users/{user_id}/reconcile", reconcile.reconcile_one)
     app.router.add_post("/reconcile", reconcile.reconcile_all)
     app.router.add_post("/webhook", webhook.receive_webhook)
+    app.router.add_post("/meetings", meetings.create_meeting)
+    app.router.add_get("/meetings", meetings.list_meetings)
+    app.router.add_get("/meetings/{meeting_id}", meetings.get_meeting)
+    app.router.add_put("/meetings/{meeting_id}", meetings.edit_meeting)
+    app.router.add_patch("/meetings/{meeting_id}", meetings.edit_meeting)
+    app.router.add_post("/meetings/{meeting_id}/sync", meetings.sync_meeting)
+    app.router.add_get("/meetings/{meeting_id}/sync_status", meetings.sync_status)
+    app.router.add_get("/meetings/{meeting_id}/last_sync_success", meetings.last_sync_success)
     return app
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
     db = await Database.open(app[config_key].db_path)
     app[db_key] = db
+    app[meetings_key] = MeetingStore(db, app[config_key].meeting_cache_size)
     creator = app[creator_key] = GroupCreator(db)
     creator.start()
     yield
@@ -71,8 +83,10 @@ async def _http(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _engine(app: web.Application) -> AsyncIterator[None]:
-    engine = SyncEngine(app[config_key], app[db_key], app[crm_key], app[alerter_key])
+    engine = SyncEngine(app[config_key], app[db_key], app[crm_key], app[alerter_key], app[meetings_key])
     engine.register(USER_PUSH, push_user, batch=push_users)
+    for number, kind in enumerate(STAGE_JOBS, start=1):
+        engine.register(kind, stage_handler(number))
     app[engine_key] = engine
     await engine.start()
     yield

@@ -54,6 +54,7 @@ class Config:
     job_backoff: tuple[float, ...] = (30.0, 120.0, 600.0, 1800.0, 7200.0)
     token_ttl: float = 24 * 3600.0
     shutdown_timeout: float = 10.0
+    meeting_cache_size: int = 10_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:

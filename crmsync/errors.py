@@ -106,6 +106,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             if name in exc.headers:
                 response.headers[name] = exc.headers[name]
         return response
+    except ConnectionError:
+        raise  # a client that hung up: aiohttp drops the request quietly
     except Exception:
         logger.exception("unhandled_error", extra={"method": request.method, "path": request.path})
         return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")

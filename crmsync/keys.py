@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .crm.client import CrmClient
     from .db import Database
     from .store.creates import GroupCreator
+    from .store.meetings import MeetingStore
     from .sync.engine import SyncEngine
     from .sync.reconcile import Sweeper
 
@@ -22,3 +23,4 @@ engine_key: web.AppKey[SyncEngine] = web.AppKey("engine")
 alerter_key: web.AppKey[Alerter] = web.AppKey("alerter")
 sweeper_key: web.AppKey[Sweeper] = web.AppKey("sweeper")
 creator_key: web.AppKey[GroupCreator] = web.AppKey("creator")
+meetings_key: web.AppKey[MeetingStore] = web.AppKey("meetings")

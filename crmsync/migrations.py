@@ -113,4 +113,39 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        3,
+        """
+        -- A meeting belongs to the account that created it; its sync runs in three tracked stages.
+        CREATE TABLE meetings (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            account_id TEXT NOT NULL REFERENCES accounts (id),
+            title TEXT NOT NULL,
+            starts_at TEXT NOT NULL,
+            ends_at TEXT,
+            crm_meeting_id TEXT,
+            in_progress_sync_status INTEGER CHECK (in_progress_sync_status IN (1, 2, 3)),
+            last_sync_success INTEGER,
+            last_sync_at TEXT,
+            last_sync_error TEXT,
+            contacts_started_at TEXT,
+            contacts_finished_at TEXT,
+            meeting_started_at TEXT,
+            meeting_finished_at TEXT,
+            associations_started_at TEXT,
+            associations_finished_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE INDEX meetings_account ON meetings (account_id, seq);
+
+        CREATE TABLE meeting_attendees (
+            meeting_id TEXT NOT NULL REFERENCES meetings (id),
+            user_id TEXT NOT NULL REFERENCES users (id),
+            position INTEGER NOT NULL,
+            PRIMARY KEY (meeting_id, user_id)
+        );
+        """,
+    ),
 )

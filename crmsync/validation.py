@@ -44,8 +44,21 @@ def _strict_str(value: object, _: type) -> str:
     return value
 
 
+def _strict_str_list(value: object, _: type) -> list[str]:
+    # cattrs would split a string into characters; a list means a list.
+    if not isinstance(value, list):
+        raise TypeError("must be a list of strings")
+    return [_strict_str(item, str) for item in value]
+
+
+def _optional_str(value: object, _: type) -> str | None:
+    return None if value is None else _strict_str(value, str)
+
+
 converter = cattrs.Converter(forbid_extra_keys=True, detailed_validation=True)
 converter.register_structure_hook(str, _strict_str)
+converter.register_structure_hook_func(lambda t: t == list[str], _strict_str_list)
+converter.register_structure_hook_func(lambda t: t == str | None, _optional_str)
 
 
 def _reject_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

@@ -49,8 +49,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status < 400:
             raise
         return _from_http_exception(exc)
-    except asyncio.CancelledError:
-        raise
+    except (asyncio.CancelledError, ConnectionError):
+        raise  # a client that hung up: aiohttp drops the request quietly
     except Exception:
         logger.exception("unhandled_error", extra={"method": request.method, "path": request.path})
         return error_response(500, {"error": "internal", "message": "Internal server error."})

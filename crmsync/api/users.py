@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 
 from aiohttp import web
 
-from ..errors import NotFound, ValidationFailed
+from ..errors import NotFound
 from ..keys import creator_key, db_key, engine_key
 from ..store import history, users
 from ..store.users import User
 from ..validation import read_json_object, validate_contact
+from .paging import encode_cursor, page_params
 
 STATUSES = ("pending", "synced", "failed")
-DEFAULT_LIMIT, MAX_LIMIT = 50, 500
 
 
 def user_id_from(request: web.Request) -> str:
@@ -62,45 +60,11 @@ async def edit_user(request: web.Request) -> web.Response:
 
 async def list_users(request: web.Request) -> web.Response:
     """A page of contacts in creation order, optionally by sync_status."""
-    status, limit, after = _list_params(request)
+    status = request.query.get("sync_status") or None
+    bad_status = {"sync_status": f"must be one of {', '.join(STATUSES)}"} if status not in (None, *STATUSES) else {}
+    limit, after = page_params(request, "u", bad_status)
     page, next_seq = await users.list_page(request.app[db_key], status, limit, after)
-    return web.json_response({"items": [u.public() for u in page], "next_cursor": _encode_cursor(next_seq)})
-
-
-def _list_params(request: web.Request) -> tuple[str | None, int, int]:
-    query, errors = request.query, {}
-    status = query.get("sync_status") or None
-    if status is not None and status not in STATUSES:
-        errors["sync_status"] = f"must be one of {', '.join(STATUSES)}"
-    limit = DEFAULT_LIMIT
-    if "limit" in query:
-        try:
-            limit = int(query["limit"])
-        except ValueError:
-            limit = 0
-        if not 1 <= limit <= MAX_LIMIT:
-            errors["limit"] = f"must be a whole number from 1 to {MAX_LIMIT}"
-    after = _decode_cursor(query.get("cursor") or None)
-    if after is None:
-        errors["cursor"] = "is not a cursor this API returned"
-    if errors:
-        raise ValidationFailed(errors)
-    return status, limit, after or 0
-
-
-def _encode_cursor(seq: int | None) -> str | None:
-    return None if seq is None else base64.urlsafe_b64encode(f"u:{seq}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> int | None:
-    if cursor is None:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        prefix, seq = text.split(":")
-        return int(seq) if prefix == "u" and seq.isdigit() and int(seq) < 2**63 else None
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
+    return web.json_response({"items": [u.public() for u in page], "next_cursor": encode_cursor("u", next_seq)})
 
 
 async def sync_user(request: web.Request) -> web.Response:

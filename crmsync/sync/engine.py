@@ -16,6 +16,7 @@ from ..crm.client import CrmClient
 from ..db import Database
 from ..store import jobs
 from ..store.jobs import Job
+from ..store.meetings import MeetingStore
 from ..timeutil import isoformat, parse_iso, utcnow
 from .inflight import InFlight
 from .pool import WorkerPool
@@ -29,9 +30,10 @@ BatchHandler = Callable[["SyncEngine", list[Job]], Awaitable[None]]
 class SyncEngine:
     """Everything a job handler needs, plus the worker pool that runs them."""
 
-    def __init__(self, config: Config, db: Database, crm: CrmClient, alerter: Alerter) -> None:
+    def __init__(self, config: Config, db: Database, crm: CrmClient, alerter: Alerter, meetings: MeetingStore) -> None:
         self.config = config
         self.db = db
+        self.meetings = meetings
         self.crm = crm
         self.alerter = alerter
         self.pool = WorkerPool(self.run_jobs, config.workers, config.batch_size)

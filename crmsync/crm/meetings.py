@@ -1,0 +1,44 @@
+"""The CRM's meeting API, on top of the same authorised, paced, retrying client as contacts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..store.attempts import Attempt
+from .client import CrmClient
+from .errors import CrmNotFound, CrmRejected
+from .records import expect
+
+Meeting = dict[str, Any]
+
+
+async def create_meeting(crm: CrmClient, fields: dict[str, Any], key: str, tries: list[Attempt]) -> Meeting:
+    """Create a meeting; the Idempotency-Key makes a retry after a lost reply safe."""
+    status, body = await crm.request("POST", "/crm/meetings", tries, "meeting_create", json=fields,
+                                     headers={"Idempotency-Key": key})  # fmt: skip
+    return _meeting(status, body, 201)
+
+
+async def update_meeting(crm: CrmClient, meeting_id: str, fields: dict[str, Any], tries: list[Attempt]) -> Meeting:
+    """Set the meeting's fields to these absolute values."""
+    status, body = await crm.request("PATCH", f"/crm/meetings/{meeting_id}", tries, "meeting_update", json=fields)
+    if status == 404:
+        raise CrmNotFound(meeting_id)
+    return _meeting(status, body, 200)
+
+
+async def set_contacts(crm: CrmClient, meeting_id: str, crm_ids: list[str], tries: list[Attempt]) -> Meeting:
+    """Replace the contacts linked to the meeting (the same request twice gives the same result)."""
+    status, body = await crm.request(
+        "PUT", f"/crm/meetings/{meeting_id}/contacts", tries, "meeting_contacts", json={"crm_ids": crm_ids}
+    )
+    if status == 404:
+        raise CrmNotFound(meeting_id)
+    return _meeting(status, body, 200)
+
+
+def _meeting(status: int, body: Any, wanted: int) -> Meeting:
+    meeting = expect(status, body, wanted, "meeting")
+    if not isinstance(meeting.get("meeting_id"), str):
+        raise CrmRejected("The CRM answered without a meeting id.", status)
+    return meeting

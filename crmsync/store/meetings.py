@@ -1,0 +1,147 @@
+"""Queries on meetings and their attendees; every write invalidates the cached row."""
+
+from __future__ import annotations
+
+import sqlite3
+import uuid
+from typing import Any
+
+import attrs
+
+from ..cache import Cache
+from ..db import Database, fetch_all, fetch_one
+from ..timeutil import now_iso
+
+STAGES = ("contacts", "meeting", "associations")
+_STAGE_COLUMNS = tuple(f"{stage}_{edge}_at" for stage in STAGES for edge in ("started", "finished"))
+
+
+@attrs.frozen
+class Meeting:
+    """A meeting, its attendees (user ids, in the order given) and where its CRM sync stands."""
+
+    id: str
+    account_id: str
+    title: str
+    starts_at: str
+    ends_at: str | None
+    attendee_ids: tuple[str, ...]
+    crm_meeting_id: str | None
+    in_progress_sync_status: int | None
+    last_sync_success: bool | None
+    last_sync_at: str | None
+    last_sync_error: str | None
+    stage_times: dict[str, str | None]
+    created_at: str
+    updated_at: str
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row, attendee_ids: tuple[str, ...]) -> Meeting:
+        """Build from a meetings row and its attendees."""
+        success = row["last_sync_success"]
+        return cls(
+            id=row["id"], account_id=row["account_id"], title=row["title"], starts_at=row["starts_at"],
+            ends_at=row["ends_at"], attendee_ids=attendee_ids, crm_meeting_id=row["crm_meeting_id"],
+            in_progress_sync_status=row["in_progress_sync_status"],
+            last_sync_success=None if success is None else bool(success), last_sync_at=row["last_sync_at"],
+            last_sync_error=row["last_sync_error"], stage_times={c: row[c] for c in _STAGE_COLUMNS},
+            created_at=row["created_at"], updated_at=row["updated_at"],
+        )  # fmt: skip
+
+    @property
+    def stage(self) -> str | None:
+        """The name of the stage running now."""
+        return None if self.in_progress_sync_status is None else STAGES[self.in_progress_sync_status - 1]
+
+    def public(self) -> dict[str, Any]:
+        """The JSON the API returns."""
+        stages = {
+            stage: {"started_at": self.stage_times[f"{stage}_started_at"],
+                    "finished_at": self.stage_times[f"{stage}_finished_at"]}
+            for stage in STAGES
+        }  # fmt: skip
+        return {
+            "id": self.id, "title": self.title, "starts_at": self.starts_at, "ends_at": self.ends_at,
+            "attendee_ids": list(self.attendee_ids), "crm_meeting_id": self.crm_meeting_id,
+            "in_progress_sync_status": self.in_progress_sync_status, "stage": self.stage,
+            "last_sync_success": self.last_sync_success, "last_sync_at": self.last_sync_at,
+            "last_sync_error": self.last_sync_error, "stages": stages,
+            "created_at": self.created_at, "updated_at": self.updated_at,
+        }  # fmt: skip
+
+
+class MeetingStore:
+    """Reads through an in-process cache; all writes go through here, so the cache stays true."""
+
+    def __init__(self, db: Database, cache_size: int = 10_000) -> None:
+        self.db = db
+        self.cache: Cache[str, Meeting] = Cache(cache_size)
+
+    async def missing_users(self, user_ids: list[str]) -> list[str]:
+        """The ids among these that name no user."""
+        if not user_ids:
+            return []
+        query = f"SELECT id FROM users WHERE id IN ({','.join('?' * len(user_ids))})"  # noqa: S608
+        found = {row[0] for row in await fetch_all(self.db.reader, query, user_ids)}
+        return [user_id for user_id in user_ids if user_id not in found]
+
+    async def create(self, account_id: str, fields: dict[str, Any]) -> Meeting:
+        """Insert a meeting with its attendees."""
+        meeting_id, now = str(uuid.uuid4()), now_iso()
+        async with self.db.transaction() as conn:
+            await conn.execute(
+                "INSERT INTO meetings (id, account_id, title, starts_at, ends_at, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (meeting_id, account_id, fields["title"], fields["starts_at"], fields.get("ends_at"), now, now),
+            )
+            await _set_attendees(conn, meeting_id, fields.get("attendee_ids", []))
+        return await self._load(meeting_id)  # type: ignore[return-value]
+
+    async def update(self, meeting: Meeting, fields: dict[str, Any]) -> Meeting:
+        """Change some fields (and the attendee list when given)."""
+        columns = {k: v for k, v in fields.items() if k in ("title", "starts_at", "ends_at")}
+        async with self.db.transaction() as conn:
+            sets = "".join(f"{k} = :{k}, " for k in columns)
+            await conn.execute(
+                f"UPDATE meetings SET {sets}updated_at = :now WHERE id = :id",  # noqa: S608 (fixed names)
+                {**columns, "now": now_iso(), "id": meeting.id},
+            )
+            if "attendee_ids" in fields:
+                await _set_attendees(conn, meeting.id, fields["attendee_ids"])
+        self.cache.invalidate(meeting.id)
+        return await self._load(meeting.id)  # type: ignore[return-value]
+
+    async def get(self, meeting_id: str) -> Meeting | None:
+        """A meeting as last committed, from the cache when it is there."""
+        return self.cache.get(meeting_id) or await self._load(meeting_id)
+
+    async def _load(self, meeting_id: str) -> Meeting | None:
+        row = await fetch_one(self.db.reader, "SELECT * FROM meetings WHERE id = ?", (meeting_id,))
+        if row is None:
+            return None
+        attendees = await fetch_all(
+            self.db.reader,
+            "SELECT user_id FROM meeting_attendees WHERE meeting_id = ? ORDER BY position",
+            (meeting_id,),
+        )
+        meeting = Meeting.from_row(row, tuple(a[0] for a in attendees))
+        self.cache.put(meeting_id, meeting)
+        return meeting
+
+    async def list_for(self, account_id: str, limit: int, after: int) -> tuple[list[Meeting], int | None]:
+        """A page of the account's meetings in creation order after the seq cursor."""
+        rows = await fetch_all(
+            self.db.reader,
+            "SELECT id, seq FROM meetings WHERE account_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+            (account_id, after, limit + 1),
+        )
+        page = [m for row in rows[:limit] if (m := await self.get(row["id"])) is not None]
+        return page, rows[limit - 1]["seq"] if len(rows) > limit else None
+
+
+async def _set_attendees(conn: Any, meeting_id: str, user_ids: list[str]) -> None:
+    await conn.execute("DELETE FROM meeting_attendees WHERE meeting_id = ?", (meeting_id,))
+    await conn.executemany(
+        "INSERT INTO meeting_attendees (meeting_id, user_id, position) VALUES (?, ?, ?)",
+        [(meeting_id, user_id, i) for i, user_id in enumerate(dict.fromkeys(user_ids))],
+    )
