@@ -1,0 +1,1019 @@
+"""Benchmark harness: the mock CRM and crmsync as real subprocesses, on fresh temporary databases.
+
+    ./run.sh bench [--only ingest,drain,ratelimit,webhooks,backlog] [--quick] [--json PATH]
+                   [--profile [--profile-interval S]] [--env KEY=VALUE ...] [--keep]
+
+Scenarios (each starts its own processes on free ports of 127.0.0.1 and stops them afterwards):
+  ingest     POST /users with unique emails for ~10 s at 64 connections (201/s, p50, p99), and the
+             same load on scripts/bench_reference.py (aiosqlite, WAL, synchronous=FULL, one INSERT +
+             commit per request), 5 s before crmsync and 5 s after it, so that drift in the disk's
+             fsync speed weighs on both; prints the ratio crmsync/reference.
+  drain      20,000 pending users inserted straight into the database, CRM unlimited: seconds until
+             all are synced, records/s.
+  ratelimit  the CRM limited to 20 requests/s: records/s and the share of CRM requests answered 429,
+             without batching (CRMSYNC_BATCH_SIZE=1, 200 users) and with the default batch size
+             (20,000 users); each stops at its deadline (25 s) if it has not drained by then.
+  webhooks   signed webhooks (Standard Webhooks) on synced users for ~10 s at 64 connections:
+             "applied" answers per second, p50, p99.
+  backlog    100,000 pending users: crmsync's peak RSS (VmHWM) and records/s over the first 30 s.
+
+Load comes from one separate process (scripts/bench_load.py, aiohttp). Pending users are written
+with sqlite3 exactly as crmsync.store.users.create + store.jobs.upsert write them, while crmsync is
+stopped; crmsync queues them again at start-up. Drains are timed from the moment /healthz answers
+(records synced before that are not counted); progress is read from the database every 0.2 s.
+
+--quick shrinks sizes and durations about 5x for a smoke run. --profile runs every crmsync process
+of the run under pyinstrument and writes profile-<scenario>.html next to the JSON (needs
+pyinstrument in the venv). --env passes an extra setting to crmsync (e.g. --env CRMSYNC_WORKERS=16).
+
+Writes bench.json (or --json PATH) and prints a table. Exits 0 whether or not targets are met, 1
+when a scenario could not be run, 130 when interrupted. Every child is stopped (SIGTERM, SIGKILL
+after a grace period; SIGINT for a profiled crmsync so pyinstrument writes its report) and the
+temporary directory is deleted unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import math
+import os
+import platform
+import secrets
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = ROOT / "scripts"
+HOST = "127.0.0.1"
+CLIENT_ID = "crmsync"
+PYTHON = sys.executable
+SCENARIOS = ("ingest", "drain", "ratelimit", "webhooks", "backlog")
+ALIASES = {"rate-limited": "ratelimit", "rate_limited": "ratelimit", "webhook": "webhooks", "memory": "backlog"}
+POLL = 0.2  # seconds between database polls while a backlog drains
+STARTED = time.monotonic()
+
+# Targets from the issue.
+INGEST_RATIO = 0.8
+INGEST_P99_MS = 100.0
+DRAIN_RPS = 1500.0
+BATCH_SHARE = 0.9  # of limit x batch size
+MAX_429_SHARE = 0.01
+BACKLOG_RSS_MB = 150.0
+WEBHOOK_RPS = 1500.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each scenario does; --quick divides by about 5."""
+
+    connections: int = 64
+    load_seconds: float = 10.0
+    warmup: float = 1.0
+    drain_users: int = 20_000
+    drain_deadline: float = 90.0
+    rate_limit: float = 20.0
+    batch_size: int = 100  # crmsync's default CRMSYNC_BATCH_SIZE, for the target
+    rl_plain_users: int = 200
+    rl_batch_users: int = 20_000
+    rl_deadline: float = 25.0
+    webhook_users: int = 1_000
+    webhook_sync_deadline: float = 60.0
+    backlog_users: int = 100_000
+    backlog_window: float = 30.0
+
+
+FULL = Sizes()
+QUICK = replace(
+    FULL, load_seconds=2.0, warmup=0.5, drain_users=4_000, drain_deadline=30.0, rl_plain_users=40,
+    rl_batch_users=4_000, rl_deadline=8.0, webhook_users=200, backlog_users=20_000, backlog_window=6.0,
+)  # fmt: skip
+
+
+class BenchError(Exception):
+    """A scenario could not be carried out (a process died, a deadline passed, an API said no)."""
+
+
+@dataclass
+class Row:
+    """One line of the table."""
+
+    scenario: str
+    metric: str
+    value: Any
+    text: str
+    target: str = ""
+    ok: bool | None = None
+
+
+def log(message: str) -> None:
+    print(f"[{time.monotonic() - STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def now_iso() -> str:
+    """crmsync's timestamp format (crmsync.timeutil.isoformat)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def base_env() -> dict[str, str]:
+    """This environment without any CRMSYNC_* / MOCK_CRM_* setting a person may have exported."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("CRMSYNC_", "MOCK_CRM_"))}
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def http(
+    method: str, url: str, body: Any = None, headers: dict[str, str] | None = None, form: bool = False,
+    timeout: float = 10.0,
+) -> tuple[int, Any]:  # fmt: skip
+    """One request with urllib (the harness stays out of the load); returns (status, parsed JSON or text)."""
+    data = None
+    headers = dict(headers or {})
+    if body is not None:
+        if form:
+            data = urllib.parse.urlencode(body).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        else:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 (http://127.0.0.1)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:  # noqa: S310
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+def memory_mb(pid: int) -> tuple[float | None, float | None]:
+    """(current RSS, peak RSS) of a process in MB: /proc VmRSS/VmHWM, else psutil (RSS only), else None."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            values = {k: v for k, _, v in (line.partition(":") for line in status)}
+        return int(values["VmRSS"].split()[0]) / 1024, int(values["VmHWM"].split()[0]) / 1024
+    except (OSError, KeyError, ValueError):
+        pass
+    try:
+        import psutil  # optional: only where /proc is missing (macOS)
+
+        return psutil.Process(pid).memory_info().rss / 2**20, None
+    except Exception:  # psutil missing or the process is gone
+        return None, None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of a process, all threads: /proc/<pid>/stat, else psutil, else None."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            data = stat.read()
+        fields = data[data.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil
+
+        times = psutil.Process(pid).cpu_times()
+        return float(times.user + times.system)
+    except Exception:
+        return None
+
+
+class CpuMeter:
+    """Share of one core each process used between start() and stop(), in %."""
+
+    def __init__(self, **children: Child) -> None:
+        self.children = children
+        self.before: dict[str, float | None] = {}
+        self.started = 0.0
+
+    def start(self) -> CpuMeter:
+        self.before = {name: cpu_seconds(child.pid) for name, child in self.children.items()}
+        self.started = time.monotonic()
+        return self
+
+    def stop(self) -> dict[str, float | None]:
+        wall = max(time.monotonic() - self.started, 1e-9)
+        shares: dict[str, float | None] = {}
+        for name, child in self.children.items():
+            before, after = self.before.get(name), cpu_seconds(child.pid)
+            shares[name] = None if before is None or after is None else round(100 * (after - before) / wall, 1)
+        return shares
+
+
+def fmt_cpu(shares: dict[str, float | None], load: float | None = None) -> str:
+    parts = [f"{name} {'n/a' if v is None else f'{v:.0f}'}" for name, v in shares.items()]
+    if load is not None:
+        parts.append(f"load {load:.0f}")
+    return ", ".join(parts)
+
+
+class Child:
+    """One subprocess with its output in a log file; stopped with SIGTERM (SIGINT when profiled)."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], port: int, log_path: Path) -> None:
+        self.name, self.argv, self.env, self.port, self.log_path = name, argv, env, port, log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.session: Path | None = None  # pyinstrument session file when profiled
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> Child:
+        with self.log_path.open("ab") as out:
+            self.proc = subprocess.Popen(
+                self.argv, cwd=ROOT, env=self.env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,  # a Ctrl-C reaches the harness only, which then stops each child once
+            )  # fmt: skip
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def died(self) -> BenchError:
+        code = self.proc.returncode if self.proc else None
+        return BenchError(f"{self.name} exited with {code}; last lines of its output:\n{tail(self.log_path)}")
+
+    def stop(self, grace: float = 15.0) -> int | None:
+        """Signal, wait up to grace seconds, then SIGKILL; always reaps. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signal.SIGINT if self.session else signal.SIGTERM)
+            try:
+                self.proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                log(f"{self.name} did not stop within {grace:.0f} s; SIGKILL")
+                with contextlib.suppress(ProcessLookupError):
+                    self.proc.kill()
+        return self.proc.wait()
+
+
+class Harness:
+    """Processes, secrets and the temporary directory of one run."""
+
+    def __init__(self, args: argparse.Namespace, sizes: Sizes, workdir: Path, out_dir: Path) -> None:
+        self.args, self.sizes, self.workdir, self.out_dir = args, sizes, workdir, out_dir
+        self.client_secret = secrets.token_urlsafe(32)
+        self.jwt_secret = secrets.token_urlsafe(48)
+        self.webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+        self.extra_env = dict(args.env)
+        self.children: list[Child] = []
+        self.profiles: dict[str, dict[str, Any]] = {}
+        self._template: Path | None = None
+
+    # --- processes -------------------------------------------------------------------------------
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], port: int) -> Child:
+        child = Child(name, argv, env, port, self.workdir / f"{name}.log")
+        self.children.append(child)
+        return child
+
+    def start_mock(self, label: str, rate_limit: float = 0.0) -> Child:
+        port = free_port()
+        env = base_env() | {
+            "MOCK_CRM_CLIENT_ID": CLIENT_ID,
+            "MOCK_CRM_CLIENT_SECRET": self.client_secret,
+            "MOCK_CRM_WEBHOOK_URL": "",  # no webhooks from the mock during benchmarks
+            "MOCK_CRM_WEBHOOK_SECRET": self.webhook_secret,
+            "MOCK_CRM_RATE_LIMIT": str(rate_limit),
+            "MOCK_CRM_LOG_LEVEL": "WARNING",
+        }
+        argv = [PYTHON, "-m", "mock_crm", "--host", HOST, "--port", str(port)]
+        child = self._spawn(f"{label}-mock_crm", argv, env, port).start()
+        self.wait_healthy(child)
+        return child
+
+    def start_backend(
+        self, label: str, db: Path, crm: Child | None, env: dict[str, str] | None = None, profile: bool = True
+    ) -> Child:
+        port = free_port()
+        full_env = (
+            base_env()
+            | {
+                "CRMSYNC_DB": str(db),
+                "CRMSYNC_CRM_URL": crm.url if crm else f"http://{HOST}:9",
+                "CRMSYNC_CRM_CLIENT_ID": CLIENT_ID,
+                "CRMSYNC_CRM_CLIENT_SECRET": self.client_secret,
+                "CRMSYNC_JWT_SECRET": self.jwt_secret,
+                "CRMSYNC_WEBHOOK_SECRET": self.webhook_secret,
+                "CRMSYNC_LOG_LEVEL": "WARNING",
+                "CRMSYNC_RECONCILE_INTERVAL": "0",
+            }
+            | self.extra_env
+            | (env or {})
+        )
+        argv = [PYTHON, "-m", "crmsync", "--host", HOST, "--port", str(port)]
+        session = None
+        if profile and self.args.profile:
+            session = self.workdir / f"profile-{label}.pyisession"
+            argv = [PYTHON, "-m", "pyinstrument", "--interval", str(self.args.profile_interval),
+                    "-r", "pyisession", "-o", str(session), *argv[1:]]  # fmt: skip
+        child = self._spawn(f"{label}-crmsync", argv, full_env, port)
+        child.session = session
+        child.start()
+        self.wait_healthy(child, deadline=60.0 if session else 30.0)
+        return child
+
+    def start_reference(self, label: str, db: Path) -> Child:
+        port = free_port()
+        argv = [PYTHON, str(SCRIPTS / "bench_reference.py"), "--db", str(db), "--host", HOST, "--port", str(port)]
+        child = self._spawn(f"{label}-reference", argv, base_env(), port).start()
+        self.wait_healthy(child)
+        return child
+
+    def wait_healthy(self, child: Child, deadline: float = 30.0) -> None:
+        end = time.monotonic() + deadline
+        while True:
+            if not child.alive():
+                raise child.died()
+            with contextlib.suppress(OSError, ValueError):
+                if http("GET", child.url + "/healthz", timeout=1.0)[0] == 200:
+                    return
+            if time.monotonic() > end:
+                raise BenchError(
+                    f"{child.name} did not answer /healthz within {deadline:.0f} s:\n{tail(child.log_path)}"
+                )
+            time.sleep(0.05)
+
+    def stop(self, child: Child) -> None:
+        """Stop a child; for a profiled crmsync, render its report next to the JSON."""
+        code = child.stop(grace=120.0 if child.session else 15.0)
+        if child.session is not None:
+            self.render_profile(child)
+        elif code not in (0, -signal.SIGTERM, None):
+            log(f"note: {child.name} exited with {code}")
+
+    def stop_all(self) -> None:
+        for child in reversed(self.children):
+            if child.alive():
+                with contextlib.suppress(Exception):
+                    child.stop(grace=10.0)
+
+    # --- profiles --------------------------------------------------------------------------------
+
+    def render_profile(self, child: Child) -> None:
+        session = child.session
+        assert session is not None
+        label = child.name.removesuffix("-crmsync")
+        if not session.exists():
+            log(f"warning: pyinstrument wrote no session for {child.name}; see {child.log_path}")
+            self.profiles[label] = {"error": "no session written", "log": tail(child.log_path, 5)}
+            return
+        html = self.out_dir / f"profile-{label}.html"
+        done = subprocess.run(
+            [PYTHON, "-m", "pyinstrument", "--load", str(session), "-r", "html", "-o", str(html)],
+            cwd=ROOT, capture_output=True, timeout=300, check=False,
+        )  # fmt: skip
+        entry: dict[str, Any] = {"html": str(html) if done.returncode == 0 else None}
+        try:
+            entry.update(hottest_frames(session))
+        except Exception as exc:  # a summary is a bonus; the HTML is the report
+            entry["summary_error"] = f"{type(exc).__name__}: {exc}"
+        self.profiles[label] = entry
+        log(f"profile of {label} written to {html}")
+
+    # --- the database ----------------------------------------------------------------------------
+
+    def fresh_db(self, label: str) -> Path:
+        """A database with crmsync's schema: crmsync applied its migrations to a template once, copied here."""
+        if self._template is None:
+            template = self.workdir / "template.db"
+            backend = self.start_backend("template", template, None, profile=False)
+            self.stop(backend)
+            self._template = template
+        db = self.workdir / f"{label}.db"
+        for suffix in ("", "-wal"):  # crmsync is stopped: the file (and a WAL left behind) are consistent
+            if Path(f"{self._template}{suffix}").exists():
+                shutil.copyfile(f"{self._template}{suffix}", f"{db}{suffix}")
+        return db
+
+    # --- HTTP helpers ----------------------------------------------------------------------------
+
+    def sign_up(self, backend: Child) -> str:
+        password = secrets.token_urlsafe(16)
+        body = {"email": f"bench-{uuid.uuid4().hex[:8]}@example.com", "password": password,
+                "password_confirmation": password}  # fmt: skip
+        status, reply = http("POST", backend.url + "/accounts", body, timeout=30.0)
+        if status != 201:
+            raise BenchError(f"POST /accounts answered {status}: {reply}")
+        return str(reply["auth_token"])
+
+    def crm_stats(self, crm: Child) -> dict[str, Any]:
+        form = {"grant_type": "client_credentials", "client_id": CLIENT_ID, "client_secret": self.client_secret}
+        status, reply = http("POST", crm.url + "/crm/token", form, form=True)
+        if status != 200:
+            raise BenchError(f"POST /crm/token answered {status}: {reply}")
+        status, stats = http(
+            "GET", crm.url + "/crm/_admin/stats", headers={"Authorization": f"Bearer {reply['access_token']}"}
+        )
+        if status != 200:
+            raise BenchError(f"GET /crm/_admin/stats answered {status}: {stats}")
+        calls = {k: v for k, v in stats.get("calls", {}).items() if is_api_route(k)}
+        requests = sum(calls.values())
+        limited = int(stats.get("rate_limited", 0))
+        return {
+            "api_requests": requests,
+            "calls": calls,
+            "batch_requests": sum(v for k, v in calls.items() if k.endswith("/crm/users/batch")),
+            "rate_limited": limited,
+            "share_429": limited / requests if requests else 0.0,
+            "records": stats.get("users"),
+            "responses": stats.get("responses", {}),
+        }
+
+    def load(
+        self, mode: str, url: str, config: dict[str, Any], label: str, duration: float | None = None
+    ) -> dict[str, Any]:
+        """Run scripts/bench_load.py against url; returns its JSON result, with "latencies_ms"."""
+        config_path = self.workdir / f"load-{label}.json"
+        fd = os.open(config_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(config, out)
+        sizes = self.sizes
+        duration = sizes.load_seconds if duration is None else duration
+        dump = self.workdir / f"latencies-{label}.json"
+        argv = [
+            PYTHON, str(SCRIPTS / "bench_load.py"), "--mode", mode, "--url", url, "--config", str(config_path),
+            "--duration", str(duration), "--warmup", str(sizes.warmup), "--connections", str(sizes.connections),
+            "--dump", str(dump),
+        ]  # fmt: skip
+        limit = duration + sizes.warmup + 90
+        done = subprocess.run(argv, cwd=ROOT, env=base_env(), capture_output=True, timeout=limit, check=False)
+        if done.returncode != 0:
+            raise BenchError(
+                f"bench_load.py exited with {done.returncode}:\n{done.stderr.decode(errors='replace')[-2000:]}"
+            )
+        result = json.loads(done.stdout.decode().strip().splitlines()[-1])
+        result["latencies_ms"] = json.loads(dump.read_text(encoding="utf-8"))
+        return result
+
+
+def is_api_route(name: str) -> bool:
+    """A mock CRM route that counts as an API request (and can be rate limited)."""
+    path = name.partition(" ")[2]
+    return path.startswith("/crm/") and path != "/crm/token" and not path.startswith("/crm/_admin")
+
+
+def insert_pending(db: Path, count: int, tag: str) -> float:
+    """Write count pending users and their queued user_push jobs, as store.users.create + store.jobs.upsert do.
+
+    One transaction, crmsync stopped. Returns the seconds it took.
+    """
+    started = time.monotonic()
+    now = now_iso()
+    users, jobs = [], []
+    for i in range(count):
+        user_id = str(uuid.uuid4())
+        fields = {"name": f"Pending User {i}", "email": f"pending-{tag}-{i}@example.com", "phone": f"+1 555 {i:07d}"}
+        users.append((user_id, fields["name"], fields["email"], fields["phone"], now, now, json.dumps(fields)))
+        jobs.append(("user_push", user_id, now, now))
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.executemany(
+                "INSERT INTO users (id, name, email, phone, sync_status, created_at, updated_at, create_body)"
+                " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
+                users,
+            )
+            conn.executemany(
+                "INSERT INTO sync_jobs (kind, entity_id, state, created_at, updated_at) VALUES (?, ?, 'queued', ?, ?)",
+                jobs,
+            )
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    return time.monotonic() - started
+
+
+def status_counts(conn: sqlite3.Connection) -> Counter[str]:
+    return Counter(dict(conn.execute("SELECT sync_status, COUNT(*) FROM users GROUP BY sync_status").fetchall()))
+
+
+def read_only(db: Path) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+
+
+def drain(
+    h: Harness, label: str, users: int, deadline: float, rate_limit: float = 0.0, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Insert users pending, start crmsync, poll until all are settled or the deadline; stop both."""
+    crm = h.start_mock(label, rate_limit)
+    db = h.fresh_db(label)
+    insert_seconds = insert_pending(db, users, label)
+    log(f"{label}: {users:,} pending users written in {insert_seconds:.1f} s; starting crmsync")
+    spawned = time.monotonic()
+    backend = h.start_backend(label, db, crm, env)
+    ready = time.monotonic()
+    meter = CpuMeter(crmsync=backend, mock=crm).start()
+    peak_rss = 0.0
+    timeline: list[tuple[float, int, float | None]] = []  # (s since /healthz, synced, RSS MB), about 1 per s
+    with contextlib.closing(read_only(db)) as conn:
+        counts = status_counts(conn)
+        synced_at_ready = counts["synced"]
+        while True:
+            now = time.monotonic()
+            rss, _ = memory_mb(backend.pid)
+            peak_rss = max(peak_rss, rss or 0.0)
+            if not timeline or now - ready - timeline[-1][0] >= 1.0:
+                timeline.append((round(now - ready, 2), counts["synced"], None if rss is None else round(rss, 1)))
+            finished = counts["synced"] + counts["failed"] >= users
+            if finished or now - ready >= deadline:
+                break
+            if not backend.alive():
+                raise backend.died()
+            time.sleep(POLL)
+            counts = status_counts(conn)
+    _, hwm = memory_mb(backend.pid)
+    cpu = meter.stop()
+    seconds = max(now - ready, 1e-9)
+    timeline.append((round(seconds, 2), counts["synced"], timeline[-1][2]))
+    # After the first 2 s: without the CRM's burst allowance and crmsync's start, when 2 s or more remain.
+    late = [p for p in timeline if p[0] >= 2.0]
+    steady = (late[-1][1] - late[0][1]) / (late[-1][0] - late[0][0]) if late and late[-1][0] - late[0][0] >= 2 else None
+    stats = h.crm_stats(crm)
+    h.stop(backend)
+    h.stop(crm)
+    result = {
+        "users": users,
+        "rate_limit": rate_limit,
+        "env": env or {},
+        "insert_seconds": round(insert_seconds, 2),
+        "startup_seconds": round(ready - spawned, 2),
+        "deadline": deadline,
+        "finished": counts["synced"] + counts["failed"] >= users,
+        "seconds": round(seconds, 2),
+        "synced": counts["synced"],
+        "failed": counts["failed"],
+        "pending": counts["pending"],
+        "synced_at_ready": synced_at_ready,
+        "records_per_s": round((counts["synced"] - synced_at_ready) / seconds, 1),
+        "records_per_s_after_2s": None if steady is None else round(steady, 1),
+        "peak_rss_mb": round(max(peak_rss, hwm or 0.0), 1) or None,
+        "process_cpu_percent": cpu,
+        "crm": stats,
+        "timeline": timeline,
+    }
+    log(
+        f"{label}: {result['synced']:,}/{users:,} synced in {seconds:.1f} s -> {result['records_per_s']:,.0f} records/s"
+    )
+    return result
+
+
+# --- scenarios -------------------------------------------------------------------------------------
+
+
+def percentile(ascending: list[float], share: float) -> float:
+    """Nearest-rank percentile of a non-empty ascending list."""
+    return ascending[min(max(1, math.ceil(share * len(ascending))), len(ascending)) - 1]
+
+
+def scenario_ingest(h: Harness) -> tuple[dict[str, Any], list[Row]]:
+    """The reference runs half the time before crmsync and half after (A/B/A), so drift in disk speed
+    during the run (fsync rates vary a lot on shared disks) weighs on both sides alike."""
+    sizes = h.sizes
+    half = sizes.load_seconds / 2
+    halves = []
+    for n, when in enumerate(("before", "after")):
+        if when == "after":
+            ours = ingest_crmsync(h)
+        reference = h.start_reference(f"ingest-{when}", h.workdir / f"reference-{when}.db")
+        log(f"ingest: reference ({when} crmsync) under load for {half:g} s at {sizes.connections} connections")
+        meter = CpuMeter(reference=reference).start()
+        part = h.load("ingest", reference.url, {"token": "unused", "tag": f"rf{n}{uuid.uuid4().hex[:6]}"},
+                      f"ingest-ref-{when}", duration=half)  # fmt: skip
+        part["process_cpu_percent"] = meter.stop()
+        h.stop(reference)
+        halves.append(part)
+    theirs = {
+        "count": sum(p["count"] for p in halves),
+        "seconds": round(sum(p["seconds"] for p in halves), 3),
+        "statuses": dict(sum((Counter(p["statuses"]) for p in halves), Counter())),
+        "errors": dict(sum((Counter(p["errors"]) for p in halves), Counter())),
+        "latencies_ms": sorted(halves[0]["latencies_ms"] + halves[1]["latencies_ms"]),
+        "cpu_percent": round(sum(p["cpu_percent"] for p in halves) / 2, 1),
+        "process_cpu_percent": {"reference": average([p["process_cpu_percent"]["reference"] for p in halves])},
+        "halves": halves,
+    }
+    for name, result in (("crmsync", ours), ("reference", theirs)):
+        created = result["statuses"].get("201", 0)
+        if not created:
+            raise BenchError(f"ingest: {name} created nothing: {result}")
+        result["created_per_s"] = round(created / result["seconds"], 1)
+        result["failures"] = result["count"] - created + sum(result["errors"].values())
+        latencies = result.pop("latencies_ms")
+        result["p50_ms"], result["p99_ms"] = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    for part in halves:
+        part.pop("latencies_ms")
+        part["created_per_s"] = round(part["statuses"].get("201", 0) / part["seconds"], 1)
+    ratio = ours["created_per_s"] / theirs["created_per_s"]
+    rows = [
+        Row("ingest", "crmsync 201/s", ours["created_per_s"], f"{ours['created_per_s']:,.0f}"),
+        Row("ingest", "crmsync p50 / p99 ms", ours["p99_ms"], f"{ours['p50_ms']:.1f} / {ours['p99_ms']:.1f}",
+            f"p99 < {INGEST_P99_MS:g}", ours["p99_ms"] < INGEST_P99_MS),
+        Row("ingest", "reference 201/s (before, after crmsync)", theirs["created_per_s"],
+            f"{theirs['created_per_s']:,.0f} ({halves[0]['created_per_s']:,.0f}, {halves[1]['created_per_s']:,.0f})"),
+        Row("ingest", "reference p50 / p99 ms", theirs["p99_ms"], f"{theirs['p50_ms']:.1f} / {theirs['p99_ms']:.1f}"),
+        Row("ingest", "ratio crmsync / reference", round(ratio, 3), f"{ratio:.2f}", f">= {INGEST_RATIO:g}",
+            ratio >= INGEST_RATIO),
+        Row("ingest", "CPU % of a core, crmsync run", None,
+            fmt_cpu(ours["process_cpu_percent"], ours.get("cpu_percent"))),
+        Row("ingest", "CPU % of a core, reference runs", None,
+            fmt_cpu(theirs["process_cpu_percent"], theirs.get("cpu_percent"))),
+        Row("ingest", "crmsync non-201 or errors", ours["failures"], f"{ours['failures']:,}", "0",
+            ours["failures"] == 0),
+    ]  # fmt: skip
+    return {"crmsync": ours, "reference": theirs, "ratio": round(ratio, 3)}, rows
+
+
+def ingest_crmsync(h: Harness) -> dict[str, Any]:
+    sizes = h.sizes
+    crm = h.start_mock("ingest")
+    db = h.workdir / "ingest.db"
+    backend = h.start_backend("ingest", db, crm)
+    token = h.sign_up(backend)
+    log(f"ingest: crmsync under load for {sizes.load_seconds:g} s at {sizes.connections} connections")
+    meter = CpuMeter(crmsync=backend, mock=crm).start()
+    ours = h.load("ingest", backend.url, {"token": token, "tag": f"be{uuid.uuid4().hex[:6]}"}, "ingest-crmsync")
+    ours["process_cpu_percent"] = meter.stop()
+    h.stop(backend)
+    h.stop(crm)
+    with contextlib.closing(read_only(db)) as conn:
+        ours["rows_in_db"] = conn.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+    return ours
+
+
+def average(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return round(sum(known) / len(known), 1) if known else None
+
+
+def scenario_drain(h: Harness) -> tuple[dict[str, Any], list[Row]]:
+    sizes = h.sizes
+    result = drain(h, "drain", sizes.drain_users, sizes.drain_deadline)
+    rps = result["records_per_s"]
+    done = (
+        ""
+        if result["finished"]
+        else f" (NOT drained: {result['synced']:,} synced at the {sizes.drain_deadline:g} s deadline)"
+    )
+    rows = [
+        Row("drain", f"{sizes.drain_users:,} users: seconds to sync all", result["seconds"],
+            f"{result['seconds']:.1f}{done}", "all synced", result["finished"] and not result["failed"]),
+        Row("drain", "crmsync start-up s (spawn -> /healthz)", result["startup_seconds"],
+            f"{result['startup_seconds']:.1f}"),
+        Row("drain", "records/s", rps, f"{rps:,.0f}", f">= {DRAIN_RPS:,.0f}", rps >= DRAIN_RPS),
+        Row("drain", "peak RSS MB", result["peak_rss_mb"], fmt_mb(result["peak_rss_mb"])),
+        Row("drain", "CPU % of a core", None, fmt_cpu(result["process_cpu_percent"])),
+    ]  # fmt: skip
+    return result, rows
+
+
+def scenario_ratelimit(h: Harness) -> tuple[dict[str, Any], list[Row]]:
+    sizes = h.sizes
+    limit = sizes.rate_limit
+    plain_deadline = max(sizes.rl_deadline, 2.5 * sizes.rl_plain_users / limit)
+    plain = drain(h, "ratelimit-plain", sizes.rl_plain_users, plain_deadline, limit, {"CRMSYNC_BATCH_SIZE": "1"})
+    batched = drain(h, "ratelimit-batch", sizes.rl_batch_users, sizes.rl_deadline, limit)
+    batch_size = int(h.extra_env.get("CRMSYNC_BATCH_SIZE", sizes.batch_size))
+    target = BATCH_SHARE * limit * batch_size
+    rows = []
+    for name, result, rps_target in (("BATCH_SIZE=1", plain, None), ("batch default", batched, target)):
+        scenario = f"ratelimit {limit:g}/s, {name}"
+        rps, share = result["records_per_s"], result["crm"]["share_429"]
+        state = "drained" if result["finished"] else f"stopped at {result['seconds']:.0f} s"
+        late = result["records_per_s_after_2s"]
+        text = f"{rps:,.1f}" + (f" (after the first 2 s: {late:,.1f})" if late is not None else "")
+        rows += [
+            Row(scenario, f"records/s ({result['synced']:,}/{result['users']:,} synced, {state})", rps,
+                text,
+                f">= {rps_target:,.0f}" if rps_target else "", rps >= rps_target if rps_target else None),
+            Row(scenario, "share of CRM requests answered 429", round(share, 4),
+                f"{100 * share:.2f} % of {result['crm']['api_requests']:,}",
+                f"<= {100 * MAX_429_SHARE:g} %" if rps_target else "", share <= MAX_429_SHARE if rps_target else None),
+            Row(scenario, "batch requests to the CRM", result["crm"]["batch_requests"],
+                f"{result['crm']['batch_requests']:,}"),
+        ]  # fmt: skip
+    return {"limit": limit, "without_batching": plain, "with_batching": batched}, rows
+
+
+def scenario_webhooks(h: Harness) -> tuple[dict[str, Any], list[Row]]:
+    sizes = h.sizes
+    label = "webhooks"
+    crm = h.start_mock(label)
+    db = h.fresh_db(label)
+    insert_pending(db, sizes.webhook_users, label)
+    backend = h.start_backend(label, db, crm)
+    end = time.monotonic() + sizes.webhook_sync_deadline
+    with contextlib.closing(read_only(db)) as conn:
+        while (counts := status_counts(conn))["synced"] < sizes.webhook_users:
+            if counts["failed"] or time.monotonic() > end or not backend.alive():
+                raise BenchError(f"webhooks: the {sizes.webhook_users:,} users did not all sync: {dict(counts)}")
+            time.sleep(POLL)
+        crm_ids = [row[0] for row in conn.execute("SELECT crm_id FROM users WHERE sync_status = 'synced'")]
+    log(f"webhooks: {len(crm_ids):,} synced users; signed webhooks for {sizes.load_seconds:g} s")
+    config = {"secret": h.webhook_secret, "crm_ids": crm_ids, "tag": uuid.uuid4().hex[:8]}
+    meter = CpuMeter(crmsync=backend, mock=crm).start()
+    result = h.load("webhook", backend.url, config, label)
+    result["process_cpu_percent"] = meter.stop()
+    result.pop("latencies_ms")
+    h.stop(backend)
+    h.stop(crm)
+    with contextlib.closing(read_only(db)) as conn:
+        result["applied_in_db"] = conn.execute(
+            "SELECT COUNT(*) FROM webhook_events WHERE result = 'applied'"
+        ).fetchone()[0]
+    applied = result["results"].get("applied", 0)
+    if not applied:
+        raise BenchError(f"webhooks: none was applied: {result}")
+    result["applied_per_s"] = round(applied / result["seconds"], 1)
+    others = result["count"] - applied + sum(result["errors"].values())
+    rows = [
+        Row("webhooks", "applied/s", result["applied_per_s"], f"{result['applied_per_s']:,.0f}",
+            f">= {WEBHOOK_RPS:,.0f}", result["applied_per_s"] >= WEBHOOK_RPS),
+        Row("webhooks", "p50 / p99 ms", result["p99_ms"], f"{result['p50_ms']:.1f} / {result['p99_ms']:.1f}"),
+        Row("webhooks", "CPU % of a core", None, fmt_cpu(result["process_cpu_percent"], result.get("cpu_percent"))),
+        Row("webhooks", "answers other than applied", others,
+            f"{others:,} {result['statuses']} {result['results']}", "0", others == 0),
+    ]  # fmt: skip
+    return result, rows
+
+
+def scenario_backlog(h: Harness) -> tuple[dict[str, Any], list[Row]]:
+    sizes = h.sizes
+    result = drain(h, "backlog", sizes.backlog_users, sizes.backlog_window)
+    mb = result["peak_rss_mb"]
+    window = (
+        f"all drained in {result['seconds']:.0f} s"
+        if result["finished"]
+        else (f"over the first {result['seconds']:.0f} s, {result['pending']:,} still pending")
+    )
+    rows = [
+        Row("backlog", f"{sizes.backlog_users:,} pending: crmsync peak RSS MB", mb, fmt_mb(mb),
+            f"<= {BACKLOG_RSS_MB:g}", mb is not None and mb <= BACKLOG_RSS_MB),
+        Row("backlog", "crmsync start-up s (spawn -> /healthz)", result["startup_seconds"],
+            f"{result['startup_seconds']:.1f}"),
+        Row("backlog", f"records/s ({window})", result["records_per_s"],
+            f"{result['records_per_s']:,.0f}"),
+    ]  # fmt: skip
+    return result, rows
+
+
+RUNNERS: dict[str, Callable[[Harness], tuple[dict[str, Any], list[Row]]]] = {
+    "ingest": scenario_ingest,
+    "drain": scenario_drain,
+    "ratelimit": scenario_ratelimit,
+    "webhooks": scenario_webhooks,
+    "backlog": scenario_backlog,
+}
+
+
+# --- reporting -------------------------------------------------------------------------------------
+
+
+def fmt_mb(value: float | None) -> str:
+    return "n/a (no /proc, no psutil)" if value is None else f"{value:,.1f}"
+
+
+def hottest_frames(session_path: Path, limit: int = 10) -> dict[str, Any]:
+    """The crmsync functions with the most samples in a pyinstrument session (main thread only).
+
+    idle: samples in the event loop's select/epoll, i.e. waiting for sockets and for aiosqlite's
+    thread (pyinstrument does not sample that thread). Percentages below are of the busy (non-idle)
+    samples. own: samples whose innermost crmsync frame is this function: its own code and the library
+    code it calls (crmsync/__main__.py, which holds the whole event loop, is left out). total: samples
+    with the function anywhere on the stack.
+    """
+    from pyinstrument.frame_info import frame_info_get_identifier  # only with --profile
+    from pyinstrument.session import Session
+
+    session = Session.load(session_path)
+    own: Counter[str] = Counter()
+    total: Counter[str] = Counter()
+    sampled = idle = in_crmsync = 0.0
+    marker, entry = f"{os.sep}crmsync{os.sep}", f"{os.sep}crmsync{os.sep}__main__.py"
+    for stack, seconds in session.frame_records:
+        sampled += seconds
+        frames = [[*frame_info_get_identifier(info).split("\x00"), "", ""][:3] for info in stack]
+        if any(f[0] == "select" and f[1].endswith("selectors.py") for f in frames[-2:]):
+            idle += seconds
+            continue
+        innermost, seen = None, set()
+        for function, path, line in frames:
+            if marker in path and not path.endswith(entry):
+                key = f"{function} ({path[path.rindex(marker) + 1 :]}:{line})"
+                innermost = key
+                if key not in seen:
+                    seen.add(key)
+                    total[key] += seconds
+        if innermost:
+            own[innermost] += seconds
+            in_crmsync += seconds
+    busy = sampled - idle
+
+    def share(value: float) -> float:
+        return round(100 * value / busy, 1) if busy else 0.0
+
+    return {
+        "sampled_seconds": round(sampled, 2),
+        "cpu_seconds": round(session.cpu_time, 2),
+        "idle_percent_of_samples": round(100 * idle / sampled, 1) if sampled else 0.0,
+        "crmsync_percent_of_busy": share(in_crmsync),
+        "top_own": [{"frame": k, "seconds": round(v, 3), "percent": share(v), "total_percent": share(total[k])}
+                    for k, v in own.most_common(limit)],
+        "top_total": [{"frame": k, "seconds": round(v, 3), "percent": share(v)} for k, v in total.most_common(limit)],
+    }  # fmt: skip
+
+
+def print_table(rows: list[Row], header: str) -> None:
+    table = [("scenario", "metric", "value", "target", "ok")]
+    table += [(r.scenario, r.metric, r.text, r.target, {True: "yes", False: "NO", None: ""}[r.ok]) for r in rows]
+    widths = [max(len(line[i]) for line in table) for i in range(5)]
+    rule = "-+-".join("-" * w for w in widths)
+    print(f"\n{header}")
+    for n, line in enumerate(table):
+        print(" | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+        if n == 0:
+            print(rule)
+
+
+def git_state() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, timeout=10, check=False)
+        return done.stdout.decode().strip() if done.returncode == 0 else ""
+
+    return {"commit": git("rev-parse", "--short", "HEAD") or None, "dirty": bool(git("status", "--porcelain"))}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="bench.py", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n", 2)[2],
+    )  # fmt: skip
+    parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
+    parser.add_argument("--quick", action="store_true", help="about 5x smaller sizes and durations (a smoke run)")
+    parser.add_argument(
+        "--json", type=Path, default=ROOT / "bench.json", help="where to write results (default bench.json)"
+    )
+    parser.add_argument(
+        "--profile", action="store_true", help="run crmsync under pyinstrument; profile-*.html beside the JSON"
+    )
+    parser.add_argument("--profile-interval", type=float, default=0.001, help="pyinstrument sampling interval in s")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="extra crmsync setting")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, logs)")
+    args = parser.parse_args(argv)
+    only = []
+    for name in filter(None, (n.strip().lower() for n in args.only.split(","))):
+        name = ALIASES.get(name, name)
+        if name not in SCENARIOS:
+            parser.error(f"unknown scenario {name!r}; choose from {', '.join(SCENARIOS)}")
+        if name not in only:
+            only.append(name)
+    args.only = only or list(SCENARIOS)
+    pairs = []
+    for item in args.env:
+        key, sep, value = item.partition("=")
+        if not sep or not key.startswith("CRMSYNC_"):
+            parser.error(f"--env takes CRMSYNC_NAME=VALUE, got {item!r}")
+        pairs.append((key, value))
+    args.env = pairs
+    if args.profile:
+        try:
+            import pyinstrument  # noqa: F401
+        except ImportError:
+            parser.error(f"--profile needs pyinstrument: {PYTHON} -m pip install pyinstrument")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    json_path = args.json.resolve()
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="crmsync-bench-"))
+    harness = Harness(args, sizes, workdir, json_path.parent)
+
+    def on_sigterm(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    started_at, started = now_iso(), time.monotonic()
+    results: dict[str, Any] = {}
+    rows: list[Row] = []
+    crashed: list[str] = []
+    interrupted = False
+    log(f"scenarios: {', '.join(args.only)}{' (quick)' if args.quick else ''}; work directory {workdir}")
+    try:
+        for name in args.only:
+            log(f"--- {name}")
+            try:
+                results[name], new_rows = RUNNERS[name](harness)
+                rows += new_rows
+            except Exception as exc:  # report it, stop what it left running, go on with the next
+                crashed.append(name)
+                results[name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+                lines = [line for line in str(exc).splitlines() if line.strip()] or [""]
+                summary = lines[0].removesuffix("; last lines of its output:") + (
+                    f" ... {lines[-1]}" if len(lines) > 1 else ""
+                )
+                rows.append(Row(name, "CRASHED", None, f"{type(exc).__name__}: {summary[:160]}", ok=False))
+                log(f"{name} crashed: {exc}")
+            finally:
+                harness.stop_all()  # whatever a crashed scenario left running
+    except KeyboardInterrupt:
+        interrupted = True
+        log("interrupted; stopping the processes")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        harness.stop_all()
+        if args.keep:
+            log(f"kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    seconds = time.monotonic() - started
+    header = (
+        f"crmsync bench{' --quick' if args.quick else ''}: figures from this run only "
+        f"({os.cpu_count()} CPUs, Python {platform.python_version()}, {started_at[:19]}Z, {seconds:.0f} s"
+        f"{', crmsync under pyinstrument' if args.profile else ''}); a missed target does not fail the run"
+    )
+    print_table(rows, header)
+    for label, profile in harness.profiles.items():
+        print(f"\nprofile {label}: {profile.get('html')}")
+        if "top_own" in profile:
+            print(
+                f"  main thread sampled {profile['sampled_seconds']} s, {profile['idle_percent_of_samples']} % idle in"
+                f" select; of the busy time {profile['crmsync_percent_of_busy']} % under a crmsync function (beyond"
+                " __main__). Hottest crmsync frames, % of busy time, own / total:"
+            )
+            for entry in profile["top_own"]:
+                print(f"    {entry['percent']:5.1f} % / {entry['total_percent']:5.1f} %  {entry['frame']}")
+    report = {
+        "started_at": started_at,
+        "seconds": round(seconds, 1),
+        "quick": args.quick,
+        "profile": args.profile,
+        "only": args.only,
+        "extra_env": dict(args.env),
+        "git": git_state(),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "sizes": asdict(sizes),
+        "note": "figures from this run only",
+        "rows": [asdict(r) for r in rows],
+        "scenarios": results,
+        "profiles": harness.profiles,
+        "crashed": crashed,
+        "interrupted": interrupted,
+    }
+    json_path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"\nwrote {json_path} in {seconds:.0f} s")
+    if interrupted:
+        return 130
+    return 1 if crashed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
