@@ -10,12 +10,13 @@ from aiohttp import web
 from .alerts import Alerter
 from .api import accounts, health, meetings, reconcile, users, webhook
 from .auth import auth_middleware
+from .cache import Cache
 from .config import Config
 from .crm.client import CrmClient
 from .crm.retry import attempt_tracer
 from .db import Database
 from .errors import error_middleware
-from .keys import alerter_key, config_key, creator_key, crm_key, db_key, engine_key, meetings_key
+from .keys import alerter_key, config_key, creator_key, crm_key, db_key, engine_key, meetings_key, token_cache_key
 from .store.creates import GroupCreator
 from .store.jobs import USER_PUSH
 from .store.meeting_runs import STAGE_JOBS
@@ -33,6 +34,7 @@ def create_app(config: Config) -> web.Application:
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY)
     app[config_key] = config
     app[alerter_key] = Alerter(config.smtp)
+    app[token_cache_key] = Cache(10_000)
     app.cleanup_ctx.extend([_database, _http, _engine, sweeper_context])
     app.router.add_post("/accounts", accounts.sign_up)
     app.router.add_post("/authenticate", accounts.authenticate)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import TypeVar
 
 from aiohttp import web
 
 from .errors import Handler, Unauthorized
-from .keys import config_key, db_key
+from .keys import config_key, db_key, token_cache_key
 from .store import accounts
-from .tokens import token_from_header, verify_token
+from .tokens import expires_at, token_from_header, verify_token
 
 account_id_key: web.RequestKey[str] = web.RequestKey("account_id")
 
@@ -29,13 +30,23 @@ def _is_public(request: web.Request) -> bool:
     return getattr(route_handler, "__crmsync_public__", False) or request.match_info.http_exception is not None
 
 
+def _verified(app: web.Application, token: str) -> str:
+    """The account id of a token; a token verified before is looked up, but its expiry still checked."""
+    cache = app[token_cache_key]
+    if (hit := cache.get(token)) is not None and hit[1] > time.time():
+        return hit[0]
+    account_id = verify_token(app[config_key].jwt_secret, token)
+    cache.put(token, (account_id, expires_at(token)))
+    return account_id
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve the caller's account from the token, or answer 401."""
     if request.method == "OPTIONS" or _is_public(request):
         return await handler(request)
     token = token_from_header(request.headers.get("Authorization"))
-    account_id = verify_token(request.app[config_key].jwt_secret, token)
+    account_id = _verified(request.app, token)
     if not await accounts.exists(request.app[db_key], account_id):
         raise Unauthorized("The account for this token no longer exists.")
     request[account_id_key] = account_id

@@ -12,6 +12,7 @@ from typing import Any
 
 import aiosqlite
 
+from .group_commit import GroupCommit
 from .migrations import MIGRATIONS
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class Database:
         self._write_lock = asyncio.Lock()
         # Account ids seen to exist; accounts are never deleted, so this never needs invalidating.
         self.known_accounts: set[str] = set()
+        self.group = GroupCommit(self.transaction)
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -50,7 +52,8 @@ class Database:
         return cls(writer, reader)
 
     async def close(self) -> None:
-        """Close both connections."""
+        """Commit grouped work still waiting, then close both connections."""
+        await self.group.close()
         await self.reader.close()
         await self.writer.close()
 

@@ -8,6 +8,7 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from .alerts import Alerter
+    from .cache import Cache
     from .config import Config
     from .crm.client import CrmClient
     from .db import Database
@@ -24,3 +25,5 @@ alerter_key: web.AppKey[Alerter] = web.AppKey("alerter")
 sweeper_key: web.AppKey[Sweeper] = web.AppKey("sweeper")
 creator_key: web.AppKey[GroupCreator] = web.AppKey("creator")
 meetings_key: web.AppKey[MeetingStore] = web.AppKey("meetings")
+# Tokens already verified: their HMAC and claims are not checked again on every request.
+token_cache_key: web.AppKey[Cache[str, tuple[str, float]]] = web.AppKey("token_cache")

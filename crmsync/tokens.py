@@ -50,3 +50,8 @@ def token_from_header(value: str | None) -> str:
     if len(parts) == 1:
         return parts[0]
     raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
+
+
+def expires_at(token: str) -> float:
+    """The exp claim of a token already verified (Unix seconds)."""
+    return float(jwt.decode(token, options={"verify_signature": False})["exp"])

@@ -105,11 +105,12 @@ async def apply_crm_change(
         )
     except sqlite3.IntegrityError:
         raise DuplicateEmail("The CRM's new email belongs to another local user.") from None
-    await conn.executemany(
-        "INSERT INTO conflicts (user_id, field, local_value, crm_value, base_value, origin, resolved_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(user.id, c.field, c.local, c.crm, c.base, origin, now) for c in result.conflicts],
-    )
+    if result.conflicts:
+        await conn.executemany(
+            "INSERT INTO conflicts (user_id, field, local_value, crm_value, base_value, origin, resolved_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(user.id, c.field, c.local, c.crm, c.base, origin, now) for c in result.conflicts],
+        )
     # Local-only changes the CRM has not seen yet still need their push; the CRM's own never do.
     queue = result.needs_push and queue_push
     job_id = await jobs.upsert(conn, jobs.USER_PUSH, user.id, now) if queue else None

@@ -68,33 +68,41 @@ async def receive(engine: SyncEngine, event: WebhookEvent) -> Handled:
 
 
 async def handle(db: Database, event: WebhookEvent) -> Handled:
-    """Apply an event once; raise NotFound for an unknown crm_id so the sender retries later."""
-    async with db.transaction() as conn:
-        seen = await fetch_one(conn, "SELECT result, user_id FROM webhook_events WHERE id = ?", (event.event_id,))
-        if seen is not None and seen["result"] in FINAL:
-            return Handled("duplicate", seen["user_id"])
-        user = await user_by_crm_id(conn, event.crm_id)
-        if user is None:
-            await _store(conn, event, None, "unknown_crm_id", None)
-            handled = None
-        else:
-            applied = await apply_crm_change(conn, user, event.fields, event.timestamp, f"webhook {event.event_id}")
-            merged = applied.merged
-            result = "stale" if merged is None else "applied"
-            conflicts = tuple(c.field for c in merged.conflicts) if merged else ()
-            detail = json.dumps({"changed_fields": merged.changed, "conflicts": conflicts}) if merged else None
-            await _store(conn, event, user.id, result, detail)
-            handled = Handled(result, user.id, merged.changed if merged else {}, conflicts, applied.job_id)
+    """Apply an event once; raise NotFound for an unknown crm_id so the sender retries later.
+
+    Events that arrive together are applied in one shared transaction (group commit).
+    """
+    handled = await db.group.run(lambda conn: _apply(conn, event))
     if handled is None:
         raise NotFound(f"No local user is linked to {event.crm_id[:64]} yet; retry later.")
     return handled
 
 
+async def _apply(conn: aiosqlite.Connection, event: WebhookEvent) -> Handled | None:
+    seen = await fetch_one(conn, "SELECT result, user_id FROM webhook_events WHERE id = ?", (event.event_id,))
+    if seen is not None and seen["result"] in FINAL:
+        return Handled("duplicate", seen["user_id"])
+    user = await user_by_crm_id(conn, event.crm_id)
+    if user is None:
+        await _store(conn, event, None, "unknown_crm_id", None)
+        return None
+    applied = await apply_crm_change(conn, user, event.fields, event.timestamp, f"webhook {event.event_id}")
+    merged = applied.merged
+    result = "stale" if merged is None else "applied"
+    conflicts = tuple(c.field for c in merged.conflicts) if merged else ()
+    detail = json.dumps({"changed_fields": merged.changed, "conflicts": conflicts}) if merged else None
+    await _store(conn, event, user.id, result, detail)
+    return Handled(result, user.id, merged.changed if merged else {}, conflicts, applied.job_id)
+
+
 async def record_rejected(db: Database, event: WebhookEvent, error: ApiError) -> None:
     """Keep a rejected event for the history (a later delivery may still succeed)."""
-    async with db.transaction() as conn:
+
+    async def store(conn: aiosqlite.Connection) -> None:
         user = await user_by_crm_id(conn, event.crm_id)
         await _store(conn, event, user.id if user else None, "rejected", error.message)
+
+    await db.group.run(store)
 
 
 async def record_invalid(db: Database, event_id: str, raw: bytes, error: ApiError) -> None:

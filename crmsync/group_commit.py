@@ -1,0 +1,87 @@
+"""Group commit: units of work that arrive together share one transaction and one fsync.
+
+Each unit runs inside its own SAVEPOINT, so one that fails is rolled back alone and its caller
+gets the exception, while the others commit. A caller's await returns only after the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, TypeVar
+
+import aiosqlite
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Unit = Callable[[aiosqlite.Connection], Awaitable[Any]]
+Transaction = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
+
+
+class GroupCommit:
+    """Batches units of work into shared transactions, one batch at a time."""
+
+    def __init__(self, transaction: Transaction, max_batch: int = 256) -> None:
+        self._transaction = transaction
+        self._max_batch = max_batch
+        self._waiting: list[tuple[Unit, asyncio.Future[Any]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def run(self, unit: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+        """Run a unit of work in the next shared transaction; return its result once committed."""
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiting.append((unit, future))
+        self._wakeup.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="group-commit")
+        # Shielded: a caller that goes away must not cancel a transaction its neighbours share.
+        return await asyncio.shield(future)
+
+    async def close(self) -> None:
+        """Commit what is waiting, then stop."""
+        if self._task is not None:
+            while self._waiting:
+                await self._commit_next()
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._waiting:
+                await self._commit_next()
+
+    async def _commit_next(self) -> None:
+        batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
+        outcomes: list[tuple[bool, Any]] = []
+        try:
+            async with self._transaction() as conn:
+                async for outcome in _units(conn, batch):
+                    outcomes.append(outcome)
+        except Exception as exc:  # the commit itself failed: nothing of this batch is stored
+            logger.exception("group_commit_failed", extra={"units": len(batch)})
+            outcomes = [(False, exc)] * len(batch)
+        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+            if not future.done():
+                future.set_result(value) if ok else future.set_exception(value)
+
+
+async def _units(
+    conn: aiosqlite.Connection, batch: list[tuple[Unit, asyncio.Future[Any]]]
+) -> AsyncIterator[tuple[bool, Any]]:
+    for unit, _ in batch:
+        await conn.execute("SAVEPOINT unit")
+        try:
+            value = await unit(conn)
+        except Exception as exc:  # this unit's failure is its caller's, not the batch's
+            await conn.execute("ROLLBACK TO unit")
+            yield False, exc
+        else:
+            yield True, value
+        finally:
+            await conn.execute("RELEASE unit")
