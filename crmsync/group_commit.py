@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Unit = Callable[[aiosqlite.Connection], Awaitable[Any]]
+Waiting = tuple[Unit, bool, "asyncio.Future[Any]"]
 Transaction = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
 
 
@@ -27,14 +28,18 @@ class GroupCommit:
     def __init__(self, transaction: Transaction, max_batch: int = 256) -> None:
         self._transaction = transaction
         self._max_batch = max_batch
-        self._waiting: list[tuple[Unit, asyncio.Future[Any]]] = []
+        self._waiting: list[Waiting] = []
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def run(self, unit: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
-        """Run a unit of work in the next shared transaction; return its result once committed."""
+    async def run(self, unit: Callable[[aiosqlite.Connection], Awaitable[T]], savepoint: bool = True) -> T:
+        """Run a unit of work in the next shared transaction; return its result once committed.
+
+        savepoint=False saves two trips to the database thread; only for a unit whose first write is
+        the only statement that can fail (SQLite undoes a failed statement by itself).
+        """
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._waiting.append((unit, future))
+        self._waiting.append((unit, savepoint, future))
         self._wakeup.set()
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="group-commit")
@@ -66,22 +71,23 @@ class GroupCommit:
         except Exception as exc:  # the commit itself failed: nothing of this batch is stored
             logger.exception("group_commit_failed", extra={"units": len(batch)})
             outcomes = [(False, exc)] * len(batch)
-        for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
+        for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(value) if ok else future.set_exception(value)
 
 
-async def _units(
-    conn: aiosqlite.Connection, batch: list[tuple[Unit, asyncio.Future[Any]]]
-) -> AsyncIterator[tuple[bool, Any]]:
-    for unit, _ in batch:
-        await conn.execute("SAVEPOINT unit")
+async def _units(conn: aiosqlite.Connection, batch: list[Waiting]) -> AsyncIterator[tuple[bool, Any]]:
+    for unit, savepoint, _ in batch:
+        if savepoint:
+            await conn.execute("SAVEPOINT unit")
         try:
             value = await unit(conn)
         except Exception as exc:  # this unit's failure is its caller's, not the batch's
-            await conn.execute("ROLLBACK TO unit")
+            if savepoint:
+                await conn.execute("ROLLBACK TO unit")
             yield False, exc
         else:
             yield True, value
         finally:
-            await conn.execute("RELEASE unit")
+            if savepoint:
+                await conn.execute("RELEASE unit")

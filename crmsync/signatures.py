@@ -38,6 +38,8 @@ def verify(keys: Sequence[bytes], headers: Mapping[str, str], body: bytes, now: 
     signatures = headers.get("webhook-signature", "")
     if not msg_id or not stamp or not signatures:
         raise SignatureError("missing webhook-id, webhook-timestamp or webhook-signature header")
+    if not (msg_id.isascii() and stamp.isascii() and signatures.isascii()):
+        raise SignatureError("webhook headers must be ASCII")
     if len(msg_id) > 256:
         raise SignatureError("webhook-id is too long")
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 import jwt
@@ -35,9 +36,10 @@ def verify_token(secret: str, token: str) -> str:
     except jwt.InvalidTokenError:
         raise Unauthorized("The token is invalid.") from None
     subject = claims["sub"]
-    if not isinstance(subject, str):
-        raise Unauthorized("The token is invalid.")
-    return subject
+    try:
+        return str(uuid.UUID(subject))  # account ids are UUIDs; anything else is not one of ours
+    except (TypeError, ValueError, AttributeError):
+        raise Unauthorized("The token is invalid.") from None
 
 
 def token_from_header(value: str | None) -> str:
@@ -45,11 +47,10 @@ def token_from_header(value: str | None) -> str:
     if not value or not value.strip():
         raise Unauthorized("Send an Authorization: Bearer <token> header; get a token at POST /authenticate.")
     parts = value.strip().split()
-    if len(parts) == 2 and parts[0].lower() == "bearer":
-        return parts[1]
-    if len(parts) == 1:
-        return parts[0]
-    raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
+    token = parts[1] if len(parts) == 2 and parts[0].lower() == "bearer" else parts[0] if len(parts) == 1 else ""
+    if not token or not token.isascii():
+        raise Unauthorized("The Authorization header must be 'Bearer <token>'.")
+    return token
 
 
 def expires_at(token: str) -> float:

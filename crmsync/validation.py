@@ -130,8 +130,11 @@ def normalise_email(value: str) -> tuple[str | None, str | None]:
 def check_phone(value: str) -> str | None:
     """Return a reason when the phone is not 7-15 digits with common separators."""
     digits = sum(ch.isdigit() for ch in value)
-    if not _PHONE.match(value) or not 7 <= digits <= 15:
-        return "must have 7 to 15 digits, with an optional leading + and spaces, dashes, dots or parentheses"
+    if len(value) > 40 or not _PHONE.match(value) or not 7 <= digits <= 15:
+        return (
+            "must have 7 to 15 digits, with an optional leading + and spaces, dashes, dots or parentheses"
+            " (40 characters at most)"
+        )
     return None
 
 

@@ -44,7 +44,7 @@ async def _form_fields(request: web.Request) -> dict[str, str]:
         raise OAuthError(400, "invalid_request", "Send the form as application/x-www-form-urlencoded.")
     try:
         form = await request.post()
-    except ValueError:
+    except (ValueError, LookupError):  # LookupError: a charset Python does not know
         raise OAuthError(400, "invalid_request", "The form body could not be decoded.") from None
     fields: dict[str, str] = {}
     for name in form:

@@ -9,7 +9,9 @@ _TICK = timedelta(microseconds=1)
 
 def format_ts(moment: datetime) -> str:
     """Render a UTC datetime as `2026-11-21T18:42:37.123456Z`."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    m = moment.astimezone(UTC)
+    # Fixed width even before year 1000 (strftime would write '999'), so it parses back and sorts.
+    return f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}.{m.microsecond:06d}Z"
 
 
 def parse_ts(text: str) -> datetime:

@@ -15,6 +15,10 @@ class InFlight:
         self._count: Counter[str] = Counter()
         self._idle: dict[str, asyncio.Event] = {}
 
+    def __bool__(self) -> bool:
+        """True while any push is in flight."""
+        return bool(self._count)
+
     @contextmanager
     def hold(self, user_ids: Iterable[str]) -> Iterator[None]:
         """Mark users as being pushed for the duration of the block."""

@@ -47,7 +47,9 @@ class Handled:
 
 async def receive(engine: SyncEngine, event: WebhookEvent) -> Handled:
     """Apply an event once it is safe to, store it, log what became of it, and queue any push it leaves."""
-    user = await fetch_one(engine.db.reader, "SELECT id FROM users WHERE crm_id = ?", (event.crm_id,))
+    user = None
+    if engine.inflight:  # only worth a lookup while some push is on the wire
+        user = await fetch_one(engine.db.reader, "SELECT id FROM users WHERE crm_id = ?", (event.crm_id,))
     if user is not None and not await engine.inflight.settled(user[0], SETTLE_SECONDS):
         # Our own push for this user is on the wire; its answer must land first. The CRM will retry.
         raise Conflict("A push for this contact is in flight; retry shortly.")
@@ -72,7 +74,8 @@ async def handle(db: Database, event: WebhookEvent) -> Handled:
 
     Events that arrive together are applied in one shared transaction (group commit).
     """
-    handled = await db.group.run(lambda conn: _apply(conn, event))
+    # _apply reads first; of its writes only the first (the user UPDATE) can fail: no savepoint needed.
+    handled = await db.group.run(lambda conn: _apply(conn, event), savepoint=False)
     if handled is None:
         raise NotFound(f"No local user is linked to {event.crm_id[:64]} yet; retry later.")
     return handled
@@ -109,7 +112,7 @@ async def record_invalid(db: Database, event_id: str, raw: bytes, error: ApiErro
     """Keep a verified event we could not accept, with the reason, for the history and for debugging."""
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         data = None
     crm_id = data.get("crm_id") if isinstance(data, dict) and isinstance(data.get("crm_id"), str) else ""
     logger.warning("webhook_rejected", extra={"event_id": event_id, "crm_id": crm_id[:128], "reason": error.message})
