@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -56,6 +57,11 @@ class Config:
     shutdown_timeout: float = 10.0
     meeting_cache_size: int = 10_000
 
+    @property
+    def webhook_keys(self) -> list[bytes]:
+        """The HMAC keys inside the webhook secrets (validated at start-up, so this cannot fail)."""
+        return _webhook_keys(self.webhook_secrets)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Config:
         """Build a Config from CRMSYNC_* variables; raise ConfigError naming the bad one."""
@@ -92,6 +98,11 @@ class Config:
             job_retries=reader.integer("CRMSYNC_JOB_RETRIES", 5, low=0, high=100),
             smtp=smtp,
         )
+
+
+@functools.cache
+def _webhook_keys(secrets: tuple[str, ...]) -> list[bytes]:
+    return [decode_secret(secret) for secret in secrets]
 
 
 @attrs.frozen

@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from .render import json_response
+
 logger = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -76,7 +78,7 @@ class ValidationFailed(ApiError):
 
 def error_response(status: int, code: str, message: str, **extra: Any) -> web.Response:
     """The JSON error body every endpoint uses."""
-    return web.json_response({"error": code, "message": message, **extra}, status=status)
+    return json_response({"error": code, "message": message, **extra}, status=status)
 
 
 _HTTP_CODES = {

@@ -9,6 +9,7 @@ from ..auth import public
 from ..errors import InvalidCredentials, ValidationFailed
 from ..keys import config_key, db_key
 from ..passwords import hash_password, verify_password
+from ..render import json_response
 from ..store import accounts
 from ..timeutil import isoformat
 from ..tokens import issue_token
@@ -54,7 +55,7 @@ async def sign_up(request: web.Request) -> web.Response:
         raise ValidationFailed(errors)
     account = await accounts.create(request.app[db_key], email, await hash_password(form.password))
     body = {"id": account.id, "email": account.email, **_token_body(request, account.id)}
-    return web.json_response(body, status=201)
+    return json_response(body, status=201)
 
 
 @public
@@ -66,4 +67,4 @@ async def authenticate(request: web.Request) -> web.Response:
     if not await verify_password(form.password[:MAX_PASSWORD], account.password_hash if account else None):
         raise InvalidCredentials("The email or password is not right.")
     assert account is not None
-    return web.json_response(_token_body(request, account.id))
+    return json_response(_token_body(request, account.id))

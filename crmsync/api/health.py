@@ -9,6 +9,7 @@ from aiohttp import web
 from ..auth import public
 from ..crm.errors import CrmError
 from ..keys import crm_key, db_key
+from ..render import json_response
 
 logger = logging.getLogger(__name__)
 
@@ -16,7 +17,7 @@ logger = logging.getLogger(__name__)
 @public
 async def healthz(_: web.Request) -> web.Response:
     """The process is up and serving."""
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 @public
@@ -35,6 +36,4 @@ async def readyz(request: web.Request) -> web.Response:
     except CrmError as exc:
         checks["crm"] = f"failed: {exc.message}"
     ready = all(v == "ok" for v in checks.values())
-    return web.json_response(
-        {"status": "ready" if ready else "not_ready", "checks": checks}, status=200 if ready else 503
-    )
+    return json_response({"status": "ready" if ready else "not_ready", "checks": checks}, status=200 if ready else 503)

@@ -10,6 +10,7 @@ from ..auth import account_id_key
 from ..errors import NotFound, ValidationFailed
 from ..keys import engine_key, meetings_key
 from ..meeting_validation import validate_meeting
+from ..render import json_response
 from ..store import meeting_runs
 from ..store.meetings import Meeting
 from ..validation import read_json_object
@@ -40,26 +41,26 @@ async def create_meeting(request: web.Request) -> web.Response:
     """Create a meeting owned by the caller."""
     fields = await _valid_body(request, partial=False)
     meeting = await request.app[meetings_key].create(request[account_id_key], fields)
-    return web.json_response(meeting.public(), status=201, headers={"Location": f"/meetings/{meeting.id}"})
+    return json_response(meeting.public(), status=201, headers={"Location": f"/meetings/{meeting.id}"})
 
 
 async def list_meetings(request: web.Request) -> web.Response:
     """The caller's meetings, oldest first, a page at a time."""
     limit, after = page_params(request, "m")
     page, next_seq = await request.app[meetings_key].list_for(request[account_id_key], limit, after)
-    return web.json_response({"items": [m.public() for m in page], "next_cursor": encode_cursor("m", next_seq)})
+    return json_response({"items": [m.public() for m in page], "next_cursor": encode_cursor("m", next_seq)})
 
 
 async def get_meeting(request: web.Request) -> web.Response:
     """One meeting with where its sync stands."""
-    return web.json_response((await _own(request)).public())
+    return json_response((await _own(request)).public())
 
 
 async def edit_meeting(request: web.Request) -> web.Response:
     """PUT sets title and times (and attendees when given), PATCH some of them."""
     meeting = await _own(request)
     fields = await _valid_body(request, partial=request.method == "PATCH", current=meeting)
-    return web.json_response((await request.app[meetings_key].update(meeting, fields)).public())
+    return json_response((await request.app[meetings_key].update(meeting, fields)).public())
 
 
 async def sync_meeting(request: web.Request) -> web.Response:
@@ -68,19 +69,19 @@ async def sync_meeting(request: web.Request) -> web.Response:
     meeting, job_id = await meeting_runs.start(request.app[meetings_key], meeting.id)
     if job_id is not None:
         request.app[engine_key].pool.submit(job_id)
-    return web.json_response(meeting.public(), status=202)
+    return json_response(meeting.public(), status=202)
 
 
 async def sync_status(request: web.Request) -> web.Response:
     """The seed's in_progress_sync_status: 1, 2 or 3 while a stage runs, null when idle."""
     meeting = await _own(request)
-    return web.json_response({"in_progress_sync_status": meeting.in_progress_sync_status, "stage": meeting.stage})
+    return json_response({"in_progress_sync_status": meeting.in_progress_sync_status, "stage": meeting.stage})
 
 
 async def last_sync_success(request: web.Request) -> web.Response:
     """How the last sync ended, and when, and why if it failed."""
     meeting = await _own(request)
-    return web.json_response(
+    return json_response(
         {"last_sync_success": meeting.last_sync_success, "last_sync_at": meeting.last_sync_at,
          "last_sync_error": meeting.last_sync_error}
     )  # fmt: skip

@@ -7,6 +7,7 @@ from aiohttp import web
 from ..crm.errors import CrmError
 from ..errors import UpstreamRejected, UpstreamUnavailable
 from ..keys import engine_key, sweeper_key
+from ..render import json_response
 from ..sync.reconcile import reconcile_user
 from .users import user_id_from
 
@@ -18,7 +19,7 @@ async def reconcile_one(request: web.Request) -> web.Response:
     except CrmError as exc:
         raise (UpstreamUnavailable if exc.transient else UpstreamRejected)(exc.message) from None
     merged = applied.merged
-    return web.json_response(
+    return json_response(
         {
             "changed_fields": merged.changed if merged else {},
             "conflicts": [c.field for c in merged.conflicts] if merged else [],
@@ -30,4 +31,4 @@ async def reconcile_one(request: web.Request) -> web.Response:
 async def reconcile_all(request: web.Request) -> web.Response:
     """Start a sweep of every CRM record changed since the last checkpoint."""
     started = request.app[sweeper_key].start_now()
-    return web.json_response({"status": "started" if started else "already_running"}, status=202)
+    return json_response({"status": "started" if started else "already_running"}, status=202)

@@ -8,6 +8,7 @@ from aiohttp import web
 
 from ..errors import NotFound
 from ..keys import creator_key, db_key, engine_key
+from ..render import json_response
 from ..store import history, users
 from ..store.users import User
 from ..validation import read_json_object, validate_contact
@@ -37,12 +38,12 @@ async def create_user(request: web.Request) -> web.Response:
     fields = validate_contact(await read_json_object(request), partial=False)
     user, job_id = await request.app[creator_key].create(fields)
     request.app[engine_key].pool.submit(job_id)
-    return web.json_response(user.public(), status=201, headers={"Location": f"/users/{user.id}"})
+    return json_response(user.public(), status=201, headers={"Location": f"/users/{user.id}"})
 
 
 async def get_user(request: web.Request) -> web.Response:
     """One contact with its sync status."""
-    return web.json_response((await _load(request)).public())
+    return json_response((await _load(request)).public())
 
 
 async def edit_user(request: web.Request) -> web.Response:
@@ -55,7 +56,7 @@ async def edit_user(request: web.Request) -> web.Response:
     user, job_id = result
     if job_id is not None:
         request.app[engine_key].pool.submit(job_id)
-    return web.json_response(user.public())
+    return json_response(user.public())
 
 
 async def list_users(request: web.Request) -> web.Response:
@@ -64,7 +65,7 @@ async def list_users(request: web.Request) -> web.Response:
     bad_status = {"sync_status": f"must be one of {', '.join(STATUSES)}"} if status not in (None, *STATUSES) else {}
     limit, after = page_params(request, "u", bad_status)
     page, next_seq = await users.list_page(request.app[db_key], status, limit, after)
-    return web.json_response({"items": [u.public() for u in page], "next_cursor": encode_cursor("u", next_seq)})
+    return json_response({"items": [u.public() for u in page], "next_cursor": encode_cursor("u", next_seq)})
 
 
 async def sync_user(request: web.Request) -> web.Response:
@@ -74,7 +75,7 @@ async def sync_user(request: web.Request) -> web.Response:
         raise NotFound("No user with this id.")
     user, job_id = result
     request.app[engine_key].pool.submit(job_id)
-    return web.json_response(user.public(), status=202)
+    return json_response(user.public(), status=202)
 
 
 async def sync_failed(request: web.Request) -> web.Response:
@@ -82,10 +83,10 @@ async def sync_failed(request: web.Request) -> web.Response:
     job_ids = await users.requeue_failed(request.app[db_key])
     for job_id in job_ids:
         request.app[engine_key].pool.submit(job_id)
-    return web.json_response({"queued": len(job_ids)}, status=202)
+    return json_response({"queued": len(job_ids)}, status=202)
 
 
 async def user_history(request: web.Request) -> web.Response:
     """The user's sync attempts, newest first."""
     user = await _load(request)
-    return web.json_response({"user_id": user.id, "items": await history.history(request.app[db_key], user.id)})
+    return json_response({"user_id": user.id, "items": await history.history(request.app[db_key], user.id)})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import timedelta
 from typing import Any
@@ -13,7 +12,8 @@ from aiohttp import web
 from ..auth import public
 from ..errors import ApiError, Unauthorized, ValidationFailed
 from ..keys import config_key, engine_key
-from ..signatures import SignatureError, decode_secret, verify
+from ..render import json_response
+from ..signatures import SignatureError, verify
 from ..sync import webhooks
 from ..sync.webhooks import WebhookEvent
 from ..timeutil import isoformat, parse_iso, utcnow
@@ -39,9 +39,8 @@ class WebhookBody:
 async def receive_webhook(request: web.Request) -> web.Response:
     """Verify on the raw bytes, then validate, then apply once; the status tells the sender whether to retry."""
     raw = await request.read()
-    keys = [decode_secret(s) for s in request.app[config_key].webhook_secrets]
     try:
-        event_id = verify(keys, request.headers, raw)
+        event_id = verify(request.app[config_key].webhook_keys, request.headers, raw)
     except SignatureError as exc:
         logger.warning(
             "webhook_unverified", extra={"reason": str(exc), "webhook_id": request.headers.get("webhook-id")}
@@ -56,9 +55,9 @@ async def receive_webhook(request: web.Request) -> web.Response:
         raise
     if event is None:
         logger.info("webhook_ignored", extra={"event_id": event_id, "reason": "meeting events are not synced back"})
-        return web.json_response({"result": "ignored"})
+        return json_response({"result": "ignored"})
     handled = await webhooks.receive(engine, event)
-    return web.json_response(attrs.asdict(handled, filter=lambda a, _: a.name != "job_id"))
+    return json_response(attrs.asdict(handled, filter=lambda a, _: a.name != "job_id"))
 
 
 def _parse(event_id: str, raw: bytes) -> WebhookEvent | None:
@@ -89,5 +88,4 @@ def _parse(event_id: str, raw: bytes) -> WebhookEvent | None:
         fields = {}
     if errors:
         raise ValidationFailed(errors)
-    payload = json.dumps(json.loads(raw), separators=(",", ":"), ensure_ascii=False)
-    return WebhookEvent(event_id, body.crm_id[:128], fields, timestamp, body.source, payload)
+    return WebhookEvent(event_id, body.crm_id[:128], fields, timestamp, body.source, raw.decode("utf-8"))
