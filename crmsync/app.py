@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterator
 
 import aiohttp
 from aiohttp import web
 
 from .alerts import Alerter
-from .api import accounts, health, meetings, reconcile, users, webhook
+from .api import accounts, events, health, meetings, pages, reconcile, users, webhook
+from .api.events import close_sockets, sockets_key
+from .api.pages import STATIC
 from .auth import auth_middleware
 from .cache import Cache
 from .config import Config
@@ -16,7 +19,20 @@ from .crm.client import CrmClient
 from .crm.retry import attempt_tracer
 from .db import Database
 from .errors import error_middleware
-from .keys import alerter_key, config_key, creator_key, crm_key, db_key, engine_key, meetings_key, token_cache_key
+from .events import EventBus
+from .keys import (
+    alerter_key,
+    config_key,
+    creator_key,
+    crm_key,
+    db_key,
+    engine_key,
+    events_key,
+    meetings_key,
+    metrics_key,
+    token_cache_key,
+)  # fmt: skip
+from .metrics import Metrics
 from .store.creates import GroupCreator
 from .store.jobs import USER_PUSH
 from .store.meeting_runs import STAGE_JOBS
@@ -35,10 +51,19 @@ def create_app(config: Config) -> web.Application:
     app[config_key] = config
     app[alerter_key] = Alerter(config.smtp)
     app[token_cache_key] = Cache(10_000)
+    app[events_key] = EventBus()
+    app[metrics_key] = Metrics()
+    app[sockets_key] = weakref.WeakSet()
+    app.on_shutdown.append(close_sockets)
     app.cleanup_ctx.extend([_database, _http, _engine, sweeper_context])
     app.router.add_post("/accounts", accounts.sign_up)
     app.router.add_post("/authenticate", accounts.authenticate)
+    app.router.add_get("/", pages.dashboard)
+    app.router.add_static("/static/", STATIC)
+    app.router.add_get("/openapi.json", pages.openapi)
+    app.router.add_get("/events", events.events)
     app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/metrics", health.metrics)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_post("/users", users.create_user)
     app.router.add_post("/users/sync-failed", users.sync_failed)
@@ -76,7 +101,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
 async def _http(app: web.Application) -> AsyncIterator[None]:
     config = app[config_key]
     timeout = aiohttp.ClientTimeout(total=config.crm_timeout, connect=min(5.0, config.crm_timeout))
-    async with aiohttp.ClientSession(timeout=timeout, trace_configs=[attempt_tracer()]) as session:
+    async with aiohttp.ClientSession(timeout=timeout, trace_configs=[attempt_tracer(app[metrics_key])]) as session:
         app[crm_key] = CrmClient(
             session, config.crm_url, config.crm_client_id, config.crm_client_secret,
             attempts=config.crm_attempts, backoff=config.crm_backoff, max_rate_wait=config.crm_max_rate_wait,
@@ -85,7 +110,8 @@ async def _http(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _engine(app: web.Application) -> AsyncIterator[None]:
-    engine = SyncEngine(app[config_key], app[db_key], app[crm_key], app[alerter_key], app[meetings_key])
+    parts = (app[db_key], app[crm_key], app[alerter_key], app[meetings_key], app[events_key], app[metrics_key])
+    engine = SyncEngine(app[config_key], *parts)
     engine.register(USER_PUSH, push_user, batch=push_users)
     for number, kind in enumerate(STAGE_JOBS, start=1):
         engine.register(kind, stage_handler(number))

@@ -25,9 +25,11 @@ def public(handler: H) -> H:
 
 
 def _is_public(request: web.Request) -> bool:
-    route_handler = request.match_info.handler
-    # Unmatched routes (404/405) and static files answer the same with or without a token.
-    return getattr(route_handler, "__crmsync_public__", False) or request.match_info.http_exception is not None
+    match = request.match_info
+    # Unmatched routes (404/405) and the dashboard's static files answer the same with or without a token.
+    if match.http_exception is not None or isinstance(match.route.resource, web.StaticResource):
+        return True
+    return getattr(match.handler, "__crmsync_public__", False)
 
 
 def _verified(app: web.Application, token: str) -> str:
@@ -45,9 +47,13 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     """Resolve the caller's account from the token, or answer 401."""
     if request.method == "OPTIONS" or _is_public(request):
         return await handler(request)
-    token = token_from_header(request.headers.get("Authorization"))
-    account_id = _verified(request.app, token)
-    if not await accounts.exists(request.app[db_key], account_id):
-        raise Unauthorized("The account for this token no longer exists.")
-    request[account_id_key] = account_id
+    request[account_id_key] = await account_for_token(request.app, request.headers.get("Authorization"))
     return await handler(request)
+
+
+async def account_for_token(app: web.Application, authorization: str | None) -> str:
+    """The account an Authorization value names, or Unauthorized."""
+    account_id = _verified(app, token_from_header(authorization))
+    if not await accounts.exists(app[db_key], account_id):
+        raise Unauthorized("The account for this token no longer exists.")
+    return account_id

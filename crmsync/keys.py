@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from .config import Config
     from .crm.client import CrmClient
     from .db import Database
+    from .events import EventBus
+    from .metrics import Metrics
     from .store.creates import GroupCreator
     from .store.meetings import MeetingStore
     from .sync.engine import SyncEngine
@@ -27,3 +29,5 @@ creator_key: web.AppKey[GroupCreator] = web.AppKey("creator")
 meetings_key: web.AppKey[MeetingStore] = web.AppKey("meetings")
 # Tokens already verified: their HMAC and claims are not checked again on every request.
 token_cache_key: web.AppKey[Cache[str, tuple[str, float]]] = web.AppKey("token_cache")
+events_key: web.AppKey[EventBus] = web.AppKey("events")
+metrics_key: web.AppKey[Metrics] = web.AppKey("metrics")

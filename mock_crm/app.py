@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -72,6 +73,15 @@ def _routes(app: web.Application) -> None:
     router.add_get("/crm/_admin/faults", admin.get_faults)
     router.add_put("/crm/_admin/faults", admin.put_faults)
     router.add_get("/crm/_admin/stats", admin.get_stats)
+    router.add_get("/openapi.json", openapi)
+
+
+OPENAPI = Path(__file__).resolve().parent / "openapi.json"
+
+
+async def openapi(_: web.Request) -> web.FileResponse:
+    """GET /openapi.json: the OpenAPI 3.1 description of the mock CRM."""
+    return web.FileResponse(OPENAPI, headers={"Content-Type": "application/json"})
 
 
 def create_app(config: MockConfig) -> web.Application:

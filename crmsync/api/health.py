@@ -8,7 +8,9 @@ from aiohttp import web
 
 from ..auth import public
 from ..crm.errors import CrmError
-from ..keys import crm_key, db_key
+from ..db import fetch_all
+from ..keys import crm_key, db_key, engine_key, metrics_key
+from ..metrics import CONTENT_TYPE
 from ..render import json_response
 
 logger = logging.getLogger(__name__)
@@ -37,3 +39,15 @@ async def readyz(request: web.Request) -> web.Response:
         checks["crm"] = f"failed: {exc.message}"
     ready = all(v == "ok" for v in checks.values())
     return json_response({"status": "ready" if ready else "not_ready", "checks": checks}, status=200 if ready else 503)
+
+
+@public
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition; the gauges are read now, from the queue and the database."""
+    registry = request.app[metrics_key]
+    registry.queue_depth.set(request.app[engine_key].pool.depth)
+    rows = await fetch_all(request.app[db_key].reader, "SELECT sync_status, COUNT(*) FROM users GROUP BY sync_status")
+    counts = {status: 0 for status in ("pending", "synced", "failed")} | {row[0]: row[1] for row in rows}
+    for status, count in counts.items():
+        registry.users.labels(status).set(count)
+    return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE})

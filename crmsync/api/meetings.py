@@ -13,6 +13,7 @@ from ..meeting_validation import validate_meeting
 from ..render import json_response
 from ..store import meeting_runs
 from ..store.meetings import Meeting
+from ..sync.meetings import announce
 from ..validation import read_json_object
 from .paging import encode_cursor, page_params
 
@@ -69,6 +70,7 @@ async def sync_meeting(request: web.Request) -> web.Response:
     meeting, job_id = await meeting_runs.start(request.app[meetings_key], meeting.id)
     if job_id is not None:
         request.app[engine_key].pool.submit(job_id)
+        await announce(request.app[engine_key], meeting.id)
     return json_response(meeting.public(), status=202)
 
 

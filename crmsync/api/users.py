@@ -7,7 +7,8 @@ import uuid
 from aiohttp import web
 
 from ..errors import NotFound
-from ..keys import creator_key, db_key, engine_key
+from ..events import user_event
+from ..keys import creator_key, db_key, engine_key, events_key
 from ..render import json_response
 from ..store import history, users
 from ..store.users import User
@@ -26,6 +27,12 @@ def user_id_from(request: web.Request) -> str:
         raise NotFound("No user with this id.") from None
 
 
+def _announce(request: web.Request, user: User) -> None:
+    """Tell live dashboards about a user a request just changed."""
+    if bus := request.app[events_key]:
+        bus.publish(user_event(user))
+
+
 async def _load(request: web.Request) -> User:
     user = await users.get(request.app[db_key], user_id_from(request))
     if user is None:
@@ -38,6 +45,7 @@ async def create_user(request: web.Request) -> web.Response:
     fields = validate_contact(await read_json_object(request), partial=False)
     user, job_id = await request.app[creator_key].create(fields)
     request.app[engine_key].pool.submit(job_id)
+    _announce(request, user)
     return json_response(user.public(), status=201, headers={"Location": f"/users/{user.id}"})
 
 
@@ -56,6 +64,7 @@ async def edit_user(request: web.Request) -> web.Response:
     user, job_id = result
     if job_id is not None:
         request.app[engine_key].pool.submit(job_id)
+        _announce(request, user)
     return json_response(user.public())
 
 
@@ -75,6 +84,7 @@ async def sync_user(request: web.Request) -> web.Response:
         raise NotFound("No user with this id.")
     user, job_id = result
     request.app[engine_key].pool.submit(job_id)
+    _announce(request, user)
     return json_response(user.public(), status=202)
 
 

@@ -51,6 +51,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     try:
         event = _parse(event_id, raw)
     except ApiError as exc:
+        engine.metrics.webhooks.labels("rejected").inc()
         await webhooks.record_invalid(engine.db, event_id, raw, exc)
         raise
     if event is None:

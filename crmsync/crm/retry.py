@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import aiohttp
 from aiohttp_retry import ExponentialRetry
 
+from ..metrics import Metrics
 from ..store.attempts import Attempt
 from ..timeutil import now_iso
 
@@ -60,13 +61,15 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
-def attempt_tracer() -> aiohttp.TraceConfig:
-    """Record every try of a request into the list passed as trace_request_ctx['tries']."""
+def attempt_tracer(metrics: Metrics | None = None) -> aiohttp.TraceConfig:
+    """Record every try of a request into the list passed as trace_request_ctx['tries'], and count it."""
     trace = aiohttp.TraceConfig()
 
     async def on_start(_: aiohttp.ClientSession, ctx: SimpleNamespace, __: object) -> None:
         ctx.started = time.perf_counter()
         ctx.started_at = now_iso()
+        if metrics is not None and (ctx.trace_request_ctx or {}).get("current_attempt", 1) > 1:
+            metrics.retries.labels("request").inc()
 
     def _store(ctx: SimpleNamespace, outcome: str, status: int | None, error: str | None) -> None:
         tries = (ctx.trace_request_ctx or {}).get("tries")
@@ -80,11 +83,17 @@ def attempt_tracer() -> aiohttp.TraceConfig:
         status = params.response.status
         outcome = "ok" if status < 400 else "rate_limited" if status == 429 else "http_error"
         _store(ctx, outcome, status, None)
+        if metrics is not None:
+            metrics.crm_requests.labels(str(status)).inc()
+            if status == 429:
+                metrics.rate_limited.inc()
 
     async def on_exception(
         _: aiohttp.ClientSession, ctx: SimpleNamespace, params: aiohttp.TraceRequestExceptionParams
     ) -> None:
         _store(ctx, "network_error", None, describe_exception(params.exception))
+        if metrics is not None:
+            metrics.crm_requests.labels("error").inc()
 
     trace.on_request_start.append(on_start)
     trace.on_request_end.append(on_end)

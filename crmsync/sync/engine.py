@@ -14,6 +14,8 @@ from ..alerts import Alerter
 from ..config import Config
 from ..crm.client import CrmClient
 from ..db import Database
+from ..events import EventBus
+from ..metrics import Metrics
 from ..store import jobs
 from ..store.jobs import Job
 from ..store.meetings import MeetingStore
@@ -30,8 +32,19 @@ BatchHandler = Callable[["SyncEngine", list[Job]], Awaitable[None]]
 class SyncEngine:
     """Everything a job handler needs, plus the worker pool that runs them."""
 
-    def __init__(self, config: Config, db: Database, crm: CrmClient, alerter: Alerter, meetings: MeetingStore) -> None:
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        crm: CrmClient,
+        alerter: Alerter,
+        meetings: MeetingStore,
+        events: EventBus,
+        metrics: Metrics,
+    ) -> None:
         self.config = config
+        self.events = events
+        self.metrics = metrics
         self.db = db
         self.meetings = meetings
         self.crm = crm

@@ -10,6 +10,7 @@ from typing import Any
 
 from ..crm.errors import CrmError, CrmNotFound, CrmRejected, CrmUnavailable
 from ..crm.meetings import create_meeting, set_contacts, update_meeting
+from ..events import meeting_event
 from ..store import jobs, meeting_runs, users
 from ..store.attempts import Attempt
 from ..store.jobs import Job
@@ -98,15 +99,25 @@ async def _run_stage(engine: SyncEngine, job: Job, number: int) -> None:
         await _stage_failed(engine, job, meeting, CrmUnavailable(INTERNAL), context)
         return
     next_job = await meeting_runs.advance(store, job, number, extra)
+    engine.metrics.meeting_stages.labels(context["stage"], "finished").inc()
     logger.info("meeting_stage_finished", extra={**context, "requests": len(tries)})
     if next_job is not None:
         engine.pool.submit(next_job)
+    await announce(engine, meeting.id)
+
+
+async def announce(engine: SyncEngine, meeting_id: str) -> None:
+    """Tell the owner's live dashboards where the meeting's sync stands now."""
+    if engine.events and (meeting := await engine.meetings.get(meeting_id)) is not None:
+        engine.events.publish(meeting_event(meeting), account_id=meeting.account_id)
 
 
 async def _stage_failed(engine: SyncEngine, job: Job, meeting: Meeting, exc: CrmError, context: dict[str, Any]) -> None:
     retry = engine.next_retry(job) if exc.transient else None
     if not await meeting_runs.fail(engine.meetings, job, exc.message, retry[0] if retry else None):
         return
+    await announce(engine, meeting.id)
+    engine.metrics.meeting_stages.labels(context["stage"], "retrying" if retry else "failed").inc()
     if retry is not None:
         engine.pool.submit_later(job.id, retry[1])
         logger.error("meeting_stage_failed", extra={**context, "error": exc.message, "next_retry_at": retry[0]})

@@ -11,6 +11,7 @@ import attrs
 from ..crm.client import Record
 from ..crm.errors import CrmError
 from ..db import fetch_one
+from ..events import user_event
 from ..store import attempts, jobs
 from ..store.attempts import Attempt
 from ..store.crm_changes import crm_fields
@@ -37,23 +38,28 @@ async def succeeded(engine: SyncEngine, outcomes: list[Outcome]) -> None:
     """Record successful pushes, many in one transaction (one commit for a whole batch)."""
     now = now_iso()
     again: list[int] = []
+    stored: list[User] = []
     async with engine.db.transaction() as conn:
         for job, user, pushed, tries in outcomes:
-            if (job_id := await _record_success(conn, job, user, pushed, tries, now)) is not None:
+            job_id, row = await _record_success(conn, job, user, pushed, tries, now)
+            stored.append(row)
+            if job_id is not None:
                 again.append(job_id)
     for job_id in again:
         engine.pool.submit(job_id)
+    publish_users(engine, stored)
+    engine.metrics.syncs.labels("synced").inc(len(outcomes))
     for _, user, pushed, tries in outcomes:
         crm_id = pushed.record.get("crm_id") if pushed.record else user.crm_id
-        log_tries(user, crm_id, tries)
+        log_tries(engine, user, crm_id, tries)
         logger.info("sync_succeeded", extra={"user_id": user.id, "crm_id": crm_id, "linked": pushed.linked,
                                              "attempts": len(tries)})  # fmt: skip
 
 
 async def _record_success(
     conn: aiosqlite.Connection, job: Job, user: User, pushed: Pushed, tries: list[Attempt], now: str
-) -> int | None:
-    """Store one success; return the job id when local values the CRM lacks need another push."""
+) -> tuple[int | None, User]:
+    """Store one success; return the job id when local values the CRM lacks need another push, and the row."""
     record = pushed.record
     await attempts.record(conn, user.id, user.sync_attempts + 1, tries)
     finished = await jobs.finish(conn, job, now)
@@ -81,10 +87,11 @@ async def _record_success(
         # Still pending when the user was edited while this push was in flight (SET sees old values).
         sets.append("sync_status = CASE WHEN name = :r_name AND email = :r_email AND phone = :r_phone"
                     " THEN 'synced' ELSE 'pending' END")  # fmt: skip
-    query = f"UPDATE users SET {', '.join(sets)} WHERE id = :id RETURNING sync_status"  # noqa: S608
-    status = (await fetch_one(conn, query, params))[0]
+    query = f"UPDATE users SET {', '.join(sets)} WHERE id = :id RETURNING *"  # noqa: S608
+    row = User.from_row(await fetch_one(conn, query, params))
     # Local values the CRM still lacks (it answered with other values than we assumed) need a push.
-    return await jobs.upsert(conn, jobs.USER_PUSH, user.id, now) if finished and status == "pending" else None
+    again = finished and row.sync_status == "pending"
+    return (await jobs.upsert(conn, jobs.USER_PUSH, user.id, now) if again else None), row
 
 
 async def failed(engine: SyncEngine, job: Job, user: User, exc: CrmError, tries: list[Attempt]) -> None:
@@ -98,18 +105,22 @@ async def failed(engine: SyncEngine, job: Job, user: User, exc: CrmError, tries:
         if current:
             # A rejected create burns its idempotency key: the next create is a new request.
             burn = "" if exc.transient or user.crm_id else ", create_body = NULL, create_gen = create_gen + 1"
-            await conn.execute(
+            row = await fetch_one(
+                conn,
                 f"UPDATE users SET sync_status = 'failed', last_error = ?, next_retry_at = ?,"  # noqa: S608
-                f" sync_attempts = sync_attempts + ?{burn} WHERE id = ?",
+                f" sync_attempts = sync_attempts + ?{burn} WHERE id = ? RETURNING *",
                 (exc.message, run_after, len(tries), user.id),
             )
         else:
             await conn.execute("UPDATE users SET sync_attempts = sync_attempts + ? WHERE id = ?", (len(tries), user.id))
-    log_tries(user, user.crm_id, tries)
+    log_tries(engine, user, user.crm_id, tries)
     if not current:
         return  # edited meanwhile: the new change runs now with a fresh budget
+    publish_users(engine, [User.from_row(row)])
     extra = {"user_id": user.id, "crm_id": user.crm_id, "error": exc.message, "http_status": exc.status}
+    engine.metrics.syncs.labels("retrying" if retry else "failed").inc()
     if retry is not None:
+        engine.metrics.retries.labels("job").inc()
         engine.pool.submit_later(job.id, retry[1])
         logger.error("sync_failed", extra={**extra, "next_retry_at": run_after, "job_attempt": job.attempts + 1})
     else:
@@ -117,12 +128,20 @@ async def failed(engine: SyncEngine, job: Job, user: User, exc: CrmError, tries:
         engine.alerter.sync_failed("user", user.id, user.email, exc.message)
 
 
-def log_tries(user: User, crm_id: str | None, tries: list[Attempt]) -> None:
-    """One log line per CRM request made for the user, numbered like its history."""
+def log_tries(engine: SyncEngine, user: User, crm_id: str | None, tries: list[Attempt]) -> None:
+    """One log line per CRM request made for the user, numbered like its history, and counted."""
     for number, attempt in enumerate(tries, start=user.sync_attempts + 1):
+        engine.metrics.sync_attempts.labels(attempt.outcome).inc()
         level = logging.INFO if attempt.outcome == "ok" else logging.WARNING
         logger.log(level, "sync_attempt", extra={
             "user_id": user.id, "crm_id": crm_id, "attempt": number, "operation": attempt.operation,
             "outcome": attempt.outcome, "http_status": attempt.http_status, "duration_ms": attempt.duration_ms,
             "error": attempt.error,
         })  # fmt: skip
+
+
+def publish_users(engine: SyncEngine, rows: list[User]) -> None:
+    """Tell live dashboards where these users' syncs stand now."""
+    if engine.events:
+        for row in rows:
+            engine.events.publish(user_event(row))

@@ -13,6 +13,7 @@ from aiohttp import web
 from ..crm.errors import CrmError, CrmNotFound
 from ..db import fetch_all
 from ..errors import Conflict, DuplicateEmail, NotFound
+from ..events import user_event
 from ..keys import config_key, engine_key, sweeper_key
 from ..store import checkpoints, users
 from ..store.crm_changes import Applied, apply_crm_record
@@ -45,6 +46,8 @@ async def reconcile_user(engine: SyncEngine, user_id: str) -> Applied:
         raise NotFound("No user with this id.")
     if applied.job_id is not None:
         engine.pool.submit(applied.job_id)
+    if engine.events:
+        engine.events.publish(user_event(applied.user))
     changed = sorted(applied.merged.changed) if applied.merged else []
     logger.info("user_reconciled", extra={"user_id": user.id, "crm_id": user.crm_id, "changed_fields": changed})
     return applied

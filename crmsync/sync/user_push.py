@@ -39,7 +39,7 @@ async def push_user(engine: SyncEngine, job: Job) -> None:
             await jobs.finish(conn, job, now_iso())
         return
     tries: list[Attempt] = []
-    with engine.inflight.hold([user.id]):
+    with engine.inflight.hold([user.id]), engine.metrics.sync_duration.time():
         try:
             pushed = await _push(engine, user, tries)
         except CrmError as exc:

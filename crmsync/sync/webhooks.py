@@ -10,6 +10,8 @@ import attrs
 
 from ..db import Database, fetch_one
 from ..errors import ApiError, Conflict, NotFound
+from ..events import user_event
+from ..store import users
 from ..store.crm_changes import apply_crm_change, user_by_crm_id
 from ..timeutil import now_iso
 from .engine import SyncEngine
@@ -58,12 +60,19 @@ async def receive(engine: SyncEngine, event: WebhookEvent) -> Handled:
         handled = await handle(engine.db, event)
     except ApiError as exc:
         outcome = "webhook_unknown_crm_id" if exc.status == 404 else "webhook_rejected"
+        engine.metrics.webhooks.labels(outcome.removeprefix("webhook_")).inc()
         logger.warning(outcome, extra={**context, "reason": exc.message})
         if exc.status != 404:
             await record_rejected(engine.db, event, exc)
         raise
+    engine.metrics.webhooks.labels(handled.result).inc()
     if handled.job_id is not None:
         engine.pool.submit(handled.job_id)
+    if engine.events and handled.user_id is not None:
+        engine.events.publish({"type": "webhook", "event_id": event.event_id, "user_id": handled.user_id,
+                               "result": handled.result, "changed_fields": handled.changed_fields})  # fmt: skip
+        if (user := await users.get(engine.db, handled.user_id)) is not None:
+            engine.events.publish(user_event(user))
     logger.info(f"webhook_{handled.result}", extra={**context, "user_id": handled.user_id,
                 "changed_fields": sorted(handled.changed_fields), "conflicts": list(handled.conflicts)})  # fmt: skip
     return handled
