@@ -92,6 +92,7 @@ class Config:
             webhook_secrets=reader.webhook_secrets("CRMSYNC_WEBHOOK_SECRET"),
             workers=reader.integer("CRMSYNC_WORKERS", 8, low=1, high=256),
             batch_size=reader.integer("CRMSYNC_BATCH_SIZE", 100, low=1, high=100),
+            meeting_cache_size=reader.integer("CRMSYNC_MEETING_CACHE", 10_000, low=0, high=10_000_000),
             log_file=Path(log_file) if log_file else None,
             log_level=reader.choice("CRMSYNC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             reconcile_interval=reader.number("CRMSYNC_RECONCILE_INTERVAL", 300.0, low=0),

@@ -67,7 +67,7 @@ SCRIPTS = ROOT / "scripts"
 HOST = "127.0.0.1"
 CLIENT_ID = "crmsync"
 PYTHON = sys.executable
-SCENARIOS = ("ingest", "drain", "ratelimit", "webhooks", "backlog")
+SCENARIOS = ("ingest", "drain", "ratelimit", "webhooks", "backlog", "lookups")
 ALIASES = {"rate-limited": "ratelimit", "rate_limited": "ratelimit", "webhook": "webhooks", "memory": "backlog"}
 POLL = 0.2  # seconds between database polls while a backlog drains
 STARTED = time.monotonic()
@@ -781,6 +781,34 @@ def scenario_webhooks(h: Harness) -> tuple[dict[str, Any], list[Row]]:
     return result, rows
 
 
+def scenario_lookups(h: Harness) -> tuple[dict[str, Any], list[Row]]:
+    """Does the in-process cache in front of the meeting lookup (and the verified-token cache) pay?
+    The seed's status endpoint, GET /meetings/{id}/sync_status, with CRMSYNC_MEETING_CACHE on and off."""
+    results: dict[str, Any] = {}
+    rows = []
+    for label, size in (("cache on", "10000"), ("cache off", "0")):
+        name = f"lookups-{size}"
+        crm = h.start_mock(name)
+        backend = h.start_backend(name, h.fresh_db(name), crm, env={"CRMSYNC_MEETING_CACHE": size})
+        token = h.sign_up(backend)
+        body = {"title": "Bench", "starts_at": "2026-12-01T10:00:00Z"}
+        status, meeting = http("POST", backend.url + "/meetings", body, {"Authorization": f"Bearer {token}"})
+        if status != 201:
+            raise BenchError(f"lookups: could not create a meeting: {status} {meeting}")
+        log(f"lookups: GET sync_status with the meeting cache {label.split()[1]} for {h.sizes.load_seconds:g} s")
+        config = {"token": token, "path": f"/meetings/{meeting['id']}/sync_status", "tag": name}
+        result = h.load("get", backend.url, config, name)
+        result.pop("latencies_ms")
+        h.stop(backend)
+        h.stop(crm)
+        results[label] = result
+        rows.append(Row("lookups", f"sync_status reads/s, {label}", result["rps"],
+                        f"{result['rps']:,.0f} (p99 {result['p99_ms']:.1f} ms)"))  # fmt: skip
+    gain = results["cache on"]["rps"] / results["cache off"]["rps"]
+    rows.append(Row("lookups", "cache on / off", gain, f"{gain:.2f}"))
+    return results, rows
+
+
 def scenario_backlog(h: Harness) -> tuple[dict[str, Any], list[Row]]:
     sizes = h.sizes
     result = drain(h, "backlog", sizes.backlog_users, sizes.backlog_window)
@@ -807,6 +835,7 @@ RUNNERS: dict[str, Callable[[Harness], tuple[dict[str, Any], list[Row]]]] = {
     "ratelimit": scenario_ratelimit,
     "webhooks": scenario_webhooks,
     "backlog": scenario_backlog,
+    "lookups": scenario_lookups,
 }
 
 

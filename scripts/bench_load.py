@@ -1,11 +1,13 @@
 """Load generator for scripts/bench.py: one process, N concurrent loops, a fixed duration, JSON out.
 
-    .venv/bin/python scripts/bench_load.py --mode ingest|webhook --url URL --config FILE
+    .venv/bin/python scripts/bench_load.py --mode ingest|webhook|get --url URL --config FILE
         [--duration S] [--warmup S] [--connections N] [--max-requests N]
 
 --config names a JSON file (the harness writes it, mode 0600, so no secret is on a command line):
     ingest:  {"token": "<JWT>", "tag": "<unique run tag>"}
              POST /users with a fresh email per request.
+    get:     {"token": "<JWT>", "path": "/meetings/<id>/sync_status", "tag": "..."}
+             GET the same path again and again (a read-path benchmark).
     webhook: {"secret": "whsec_...", "crm_ids": [...], "tag": "<unique run tag>"}
              POST /webhook, signed per Standard Webhooks, a fresh event id, a new phone and a current
              timestamp each time, round-robin over the crm_ids.
@@ -74,6 +76,8 @@ class Load:
     def request(self) -> tuple[str, bytes, dict[str, str]]:
         """The path, body and headers of the next request."""
         n = next(self.serial)
+        if self.args.mode == "get":
+            return self.config["path"], b"", self.headers
         if self.args.mode == "ingest":
             body = {
                 "name": f"Bench User {n}",
@@ -113,7 +117,8 @@ class Load:
             path, body, headers = self.request()
             counted = begin >= self.measure_from
             try:
-                async with session.post(url + path, data=body, headers=headers) as resp:
+                method = "GET" if self.args.mode == "get" else "POST"
+                async with session.request(method, url + path, data=body or None, headers=headers) as resp:
                     raw = await resp.read()
                     status = resp.status
             except (aiohttp.ClientError, TimeoutError, OSError) as exc:
@@ -173,7 +178,7 @@ class Load:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--mode", choices=("ingest", "webhook"), required=True)
+    parser.add_argument("--mode", choices=("ingest", "webhook", "get"), required=True)
     parser.add_argument("--url", required=True, help="base URL, e.g. http://127.0.0.1:8080")
     parser.add_argument("--config", type=Path, required=True, help="JSON file with the token or the secret")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds measured (default 10)")
