@@ -166,3 +166,16 @@ print("Authorization: Basic " + base64.b64encode(pair).decode())' >"$SCRATCH/bas
   [ -n "$token" ] || die "the mock CRM's token reply has no access_token"
   printf 'Authorization: Bearer %s\n' "$token" >"$CRM_AUTH"
 }
+
+# field_pairs FIELD=VALUE...: fill the array PAIRS with FIELD VALUE FIELD VALUE..., or die on a bad one.
+PAIRS=()
+field_pairs() {
+  local assignment
+  PAIRS=()
+  for assignment in "$@"; do
+    case "$assignment" in
+      ?*=*) PAIRS+=("${assignment%%=*}" "${assignment#*=}") ;;
+      *) die "expected FIELD=VALUE, got '$assignment'" ;;
+    esac
+  done
+}

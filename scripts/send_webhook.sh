@@ -12,9 +12,7 @@ if [ $# -lt 2 ]; then die "usage: $PROG CRM_ID FIELD=VALUE [FIELD=VALUE ...]"; f
 [ -r data/dev.env ] || die "data/dev.env not found: run ./run.sh once to generate it"
 crm_id="$1"
 shift
-for assignment in "$@"; do
-  case "$assignment" in ?*=*) ;; *) die "expected FIELD=VALUE, got '$assignment'" ;; esac
-done
+field_pairs "$@"  # checks the form; the Python below builds the body from the same arguments
 CRMSYNC_WEBHOOK_SECRET=""
 # shellcheck disable=SC1091
 . data/dev.env

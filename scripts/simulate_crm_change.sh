@@ -10,15 +10,9 @@ cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then die "usage: $PROG CRM_ID FIELD=VALUE [FIELD=VALUE ...]"; fi
 crm_id="$1"
 shift
-pairs=()
-for assignment in "$@"; do
-  case "$assignment" in
-    ?*=*) pairs+=("${assignment%%=*}" "${assignment#*=}") ;;
-    *) die "expected FIELD=VALUE, got '$assignment'" ;;
-  esac
-done
+field_pairs "$@"
 use_crm_token
-http POST "$MOCK_CRM_URL/crm/_admin/users/$(urlencode "$crm_id")/edit" "$(json_object "${pairs[@]}")" "$CRM_AUTH"
+http POST "$MOCK_CRM_URL/crm/_admin/users/$(urlencode "$crm_id")/edit" "$(json_object "${PAIRS[@]}")" "$CRM_AUTH"
 show
 ok || exit 1
 echo "the mock CRM now sends a webhook to crmsync; see the change with scripts/list_users.sh or scripts/get_user.sh ID"

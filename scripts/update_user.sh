@@ -9,15 +9,9 @@ cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then die "usage: $PROG ID FIELD=VALUE [FIELD=VALUE ...]"; fi
 user_id="$1"
 shift
-pairs=()
-for assignment in "$@"; do
-  case "$assignment" in
-    ?*=*) pairs+=("${assignment%%=*}" "${assignment#*=}") ;;
-    *) die "expected FIELD=VALUE, got '$assignment'" ;;
-  esac
-done
+field_pairs "$@"
 use_token
-http PATCH "$CRMSYNC_URL/users/$(urlencode "$user_id")" "$(json_object "${pairs[@]}")" "$AUTH"
+http PATCH "$CRMSYNC_URL/users/$(urlencode "$user_id")" "$(json_object "${PAIRS[@]}")" "$AUTH"
 show
 fail_unless_ok
 echo "queued for the CRM; follow it with scripts/wait_synced.sh $user_id"
