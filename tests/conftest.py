@@ -30,6 +30,7 @@ CLIENT_SECRET = "test-client-secret-4f1c2a9b"
 JWT_SECRET = "test-jwt-secret-" + "0123456789abcdef" * 4
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-webhook-key-0123456789abcdef").decode()
 PASSWORD = "correct horse battery"
+JOHN = {"name": "John Smith", "email": "john.smith@example.com", "phone": "123-456-7890"}
 
 
 async def eventually(
@@ -231,3 +232,10 @@ async def live(
     )
     backend = await aiohttp_client(create_app(config), server_kwargs={"port": unused_tcp_port})
     return Live(crm, backend, await sign_up(backend))
+
+
+async def synced_user(client: TestClient, auth: dict[str, str], **fields: str) -> dict[str, Any]:
+    """Create a user (John Smith, with any fields replaced) and wait until it is synced."""
+    resp = await client.post("/users", json={**JOHN, **fields}, headers=auth)
+    assert resp.status == 201, await resp.text()
+    return await wait_status(client, auth, (await resp.json())["id"], "synced")

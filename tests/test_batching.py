@@ -11,9 +11,7 @@ from crmsync.app import create_app
 from crmsync.config import Config
 from mock_crm import keys as mock_keys
 
-from .conftest import crm_call, crm_records, get_user, set_faults, sign_up, wait_status
-
-JOHN = {"name": "John Smith", "email": "john.smith@example.com", "phone": "123-456-7890"}
+from .conftest import JOHN, crm_call, crm_records, get_user, set_faults, sign_up, wait_status
 
 
 async def _backlog(client: TestClient, auth: dict[str, str], crm: TestServer, count: int) -> list[str]:

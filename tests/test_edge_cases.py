@@ -16,21 +16,23 @@ from crmsync.keys import engine_key
 from crmsync.sync.reconcile import sweep
 from mock_crm import keys as mock_keys
 
-from .conftest import crm_call, crm_records, eventually, get_user, post_webhook, set_faults, wait_status
-
-JOHN = {"name": "John Smith", "email": "john.smith@example.com", "phone": "123-456-7890"}
-
-
-async def _synced(client: TestClient, auth: dict[str, str], **fields: str) -> dict[str, Any]:
-    resp = await client.post("/users", json={**JOHN, **fields}, headers=auth)
-    assert resp.status == 201, await resp.text()
-    return await wait_status(client, auth, (await resp.json())["id"], "synced")
+from .conftest import (
+    JOHN,
+    crm_call,
+    crm_records,
+    eventually,
+    get_user,
+    post_webhook,
+    set_faults,
+    synced_user,
+    wait_status,
+)
 
 
 async def test_a_local_edit_during_a_412_merge_is_kept(
     backend: TestClient, auth: dict[str, str], crm: TestServer, crm_app: web.Application
 ) -> None:
-    user = await _synced(backend, auth)
+    user = await synced_user(backend, auth)
     await crm_call(crm, "POST", f"/crm/_admin/users/{user['crm_id']}/edit", json={"phone": "555-111-2222"})
     await set_faults(crm, latency_ms=400)
     resp = await backend.patch(f"/users/{user['id']}", json={"email": "new@example.com"}, headers=auth)
@@ -72,7 +74,7 @@ async def test_an_edit_the_crm_rejects_after_the_create_keeps_the_link(
 async def test_crm_values_are_normalised_like_local_input(
     backend: TestClient, auth: dict[str, str], crm: TestServer
 ) -> None:
-    user = await _synced(backend, auth)
+    user = await synced_user(backend, auth)
     edit = {"email": "Mixed.Case@Example.COM", "name": "  Padded Name  "}
     await crm_call(crm, "POST", f"/crm/_admin/users/{user['crm_id']}/edit", json=edit)
     resp = await backend.post(f"/users/{user['id']}/reconcile", headers=auth)
@@ -89,8 +91,8 @@ async def test_a_sweep_skips_a_record_it_cannot_apply_and_goes_on(
     await set_faults(crm, fail_next=1, fail_status=400)
     orphan = await (await backend.post("/users", json={**JOHN, "email": "z@example.com"}, headers=auth)).json()
     await wait_status(backend, auth, orphan["id"], "failed")  # never reached the CRM; holds z@ locally
-    first = await _synced(backend, auth, email="a@example.com")
-    second = await _synced(backend, auth, email="b@example.com")
+    first = await synced_user(backend, auth, email="a@example.com")
+    second = await synced_user(backend, auth, email="b@example.com")
     await crm_call(crm, "POST", f"/crm/_admin/users/{first['crm_id']}/edit", json={"email": "z@example.com"})
     await crm_call(crm, "POST", f"/crm/_admin/users/{second['crm_id']}/edit", json={"phone": "555-222-3333"})
     counts = await sweep(backend.app[engine_key])
@@ -105,7 +107,7 @@ async def test_a_merge_that_collides_with_another_users_email_fails_readably(
     await set_faults(crm, fail_next=1, fail_status=400)
     orphan = await (await backend.post("/users", json={**JOHN, "email": "z@example.com"}, headers=auth)).json()
     await wait_status(backend, auth, orphan["id"], "failed")
-    user = await _synced(backend, auth, email="b@example.com")
+    user = await synced_user(backend, auth, email="b@example.com")
     await crm_call(crm, "POST", f"/crm/_admin/users/{user['crm_id']}/edit", json={"email": "z@example.com"})
     resp = await backend.patch(f"/users/{user['id']}", json={"name": "Local Name"}, headers=auth)
     assert resp.status == 200
@@ -117,7 +119,7 @@ async def test_out_of_range_inputs_are_client_errors(backend: TestClient, auth: 
     cursor = base64.urlsafe_b64encode(b"u:9223372036854775808").decode().rstrip("=")
     resp = await backend.get(f"/users?cursor={cursor}", headers=auth)
     assert resp.status == 422
-    user = await _synced(backend, auth)
+    user = await synced_user(backend, auth)
     for stamp in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
         event = {"crm_id": user["crm_id"], "updated_fields": {"phone": "1234567"}, "timestamp": stamp}
         status, body = await post_webhook(backend, event)

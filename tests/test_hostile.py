@@ -30,7 +30,7 @@ from yarl import URL
 
 from crmsync.keys import config_key
 
-from .conftest import JWT_SECRET, PASSWORD, WEBHOOK_SECRET, eventually, sign_webhook, wait_status
+from .conftest import JOHN, JWT_SECRET, PASSWORD, WEBHOOK_SECRET, eventually, sign_webhook, wait_status
 from .fuzz_strategies import (
     DEEP,
     FUZZ,
@@ -58,7 +58,6 @@ from .fuzz_strategies import (
     tracebacks,
 )
 
-JOHN = {"name": "John Smith", "email": "john.smith@example.com", "phone": "123-456-7890"}
 TAKEN = {"name": "Taken", "email": "taken@example.com", "phone": "+44 20 7946 0000"}
 OWNER = "owner@example.com"  # the account behind the `auth` fixture
 

@@ -14,9 +14,7 @@ from crmsync.app import create_app
 from crmsync.config import Config
 from crmsync.events import QUEUE_SIZE, EventBus
 
-from .conftest import set_faults, sign_up, wait_status
-
-JOHN = {"name": "John Smith", "email": "john.smith@example.com", "phone": "123-456-7890"}
+from .conftest import JOHN, set_faults, sign_up, wait_status
 
 
 async def _next(ws: aiohttp.ClientWebSocketResponse, kind: str, predicate: Callable[[dict], bool] = bool) -> dict:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -11,21 +9,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from crmsync.timeutil import now_iso
 from mock_crm import keys as mock_keys
 
-from .conftest import crm_records, eventually, get_user, post_webhook, set_faults, wait_status
-
-JOHN = {"name": "John Smith", "email": "john.smith@example.com", "phone": "123-456-7890"}
-
-
-async def _synced_user(client: TestClient, auth: dict[str, str], **fields: str) -> dict[str, Any]:
-    resp = await client.post("/users", json={**JOHN, **fields}, headers=auth)
-    assert resp.status == 201
-    return await wait_status(client, auth, (await resp.json())["id"], "synced")
+from .conftest import JOHN, crm_records, eventually, get_user, post_webhook, set_faults, synced_user, wait_status
 
 
 async def test_put_replaces_and_reaches_the_crm(
     backend: TestClient, auth: dict[str, str], crm_app: web.Application
 ) -> None:
-    user = await _synced_user(backend, auth)
+    user = await synced_user(backend, auth)
     new = {"name": "Jane Doe", "email": "Jane.Doe@example.com", "phone": "+1 (555) 010-9999"}
     resp = await backend.put(f"/users/{user['id']}", json=new, headers=auth)
     assert resp.status == 200
@@ -40,7 +30,7 @@ async def test_put_replaces_and_reaches_the_crm(
 async def test_patch_sends_only_what_changed(
     backend: TestClient, auth: dict[str, str], crm_app: web.Application
 ) -> None:
-    user = await _synced_user(backend, auth)
+    user = await synced_user(backend, auth)
     resp = await backend.patch(f"/users/{user['id']}", json={"phone": "555-000-1234"}, headers=auth)
     assert resp.status == 200
     await wait_status(backend, auth, user["id"], "synced")
@@ -50,7 +40,7 @@ async def test_patch_sends_only_what_changed(
 async def test_an_edit_that_changes_nothing_is_not_pushed(
     backend: TestClient, auth: dict[str, str], crm_app: web.Application
 ) -> None:
-    user = await _synced_user(backend, auth)
+    user = await synced_user(backend, auth)
     resp = await backend.patch(f"/users/{user['id']}", json={"phone": JOHN["phone"]}, headers=auth)
     assert resp.status == 200 and (await resp.json())["sync_status"] == "synced"
     assert crm_app[mock_keys.stats].calls["PATCH /crm/users/{crm_id}"] == 0
@@ -64,15 +54,15 @@ async def test_an_edit_that_changes_nothing_is_not_pushed(
 async def test_edits_are_validated_and_nothing_is_written(
     backend: TestClient, auth: dict[str, str], method: str, body: dict, field: str
 ) -> None:
-    user = await _synced_user(backend, auth)
+    user = await synced_user(backend, auth)
     resp = await backend.request(method, f"/users/{user['id']}", json=body, headers=auth)
     assert resp.status == 422 and field in (await resp.json())["fields"]
     assert await get_user(backend, auth, user["id"]) == user
 
 
 async def test_edit_to_an_email_another_user_has_is_409(backend: TestClient, auth: dict[str, str]) -> None:
-    first = await _synced_user(backend, auth)
-    second = await _synced_user(backend, auth, email="second@example.com")
+    first = await synced_user(backend, auth)
+    second = await synced_user(backend, auth, email="second@example.com")
     resp = await backend.patch(f"/users/{second['id']}", json={"email": first["email"]}, headers=auth)
     assert resp.status == 409 and (await resp.json())["id"] == first["id"]
     assert await get_user(backend, auth, second["id"]) == second
@@ -81,7 +71,7 @@ async def test_edit_to_an_email_another_user_has_is_409(backend: TestClient, aut
 async def test_quick_edits_coalesce_into_one_push_of_the_latest_values(
     backend: TestClient, auth: dict[str, str], crm: TestServer, crm_app: web.Application
 ) -> None:
-    user = await _synced_user(backend, auth)
+    user = await synced_user(backend, auth)
     await set_faults(crm, latency_ms=300)
     for i in range(5):
         resp = await backend.patch(f"/users/{user['id']}", json={"phone": f"555-000-000{i}"}, headers=auth)
@@ -112,7 +102,7 @@ async def test_edits_while_the_create_is_in_flight_follow_it(
 async def test_a_record_that_drifted_from_our_snapshot_still_converges(
     backend: TestClient, auth: dict[str, str], crm_app: web.Application
 ) -> None:
-    user = await _synced_user(backend, auth)
+    user = await synced_user(backend, auth)
     # A webhook (hand-sent, as scripts/send_webhook.sh does) claims a phone the CRM never stored.
     event = {"crm_id": user["crm_id"], "updated_fields": {"phone": "555-999-0000"}, "timestamp": now_iso()}
     status, _ = await post_webhook(backend, event)

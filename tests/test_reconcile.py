@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -11,15 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from crmsync.app import create_app
 from crmsync.config import Config
 
-from .conftest import crm_call, crm_records, eventually, get_user, sign_up, wait_status
-
-JOHN = {"name": "John Smith", "email": "john.smith@example.com", "phone": "123-456-7890"}
-
-
-async def _synced_user(client: TestClient, auth: dict[str, str], **fields: str) -> dict[str, Any]:
-    resp = await client.post("/users", json={**JOHN, **fields}, headers=auth)
-    assert resp.status == 201
-    return await wait_status(client, auth, (await resp.json())["id"], "synced")
+from .conftest import JOHN, crm_call, crm_records, eventually, get_user, sign_up, synced_user, wait_status
 
 
 async def _crm_edit(crm: TestServer, crm_id: str, **fields: str) -> None:
@@ -28,7 +19,7 @@ async def _crm_edit(crm: TestServer, crm_id: str, **fields: str) -> None:
 
 
 async def test_reconcile_pulls_a_crm_change(backend: TestClient, auth: dict[str, str], crm: TestServer) -> None:
-    user = await _synced_user(backend, auth)
+    user = await synced_user(backend, auth)
     await _crm_edit(crm, user["crm_id"], phone="987-654-3210")  # no webhook reaches us in this setup
     resp = await backend.post(f"/users/{user['id']}/reconcile", headers=auth)
     assert resp.status == 200
@@ -52,7 +43,7 @@ async def test_reconcile_of_a_user_not_yet_in_the_crm_is_409(
 async def test_a_conflict_is_won_by_the_crm_and_recorded(
     backend: TestClient, auth: dict[str, str], crm: TestServer, crm_app: web.Application
 ) -> None:
-    user = await _synced_user(backend, auth)
+    user = await synced_user(backend, auth)
     await crm_call(crm, "PUT", "/crm/_admin/faults", json={"latency_ms": 300})
     # A local edit to phone and name while, in the CRM, a person changes the phone too.
     resp = await backend.patch(
@@ -83,8 +74,8 @@ async def test_the_periodic_sweep_repairs_a_dropped_webhook(
 ) -> None:
     client = await aiohttp_client(create_app(make_config(reconcile_interval=0.1)))
     auth = await sign_up(client)
-    user = await _synced_user(client, auth)
-    other = await _synced_user(client, auth, email="other@example.com")
+    user = await synced_user(client, auth)
+    other = await synced_user(client, auth, email="other@example.com")
     await _crm_edit(crm, user["crm_id"], name="Jonathan Smith", phone="987-654-3210")
 
     async def repaired() -> bool:
@@ -96,7 +87,7 @@ async def test_the_periodic_sweep_repairs_a_dropped_webhook(
 
 
 async def test_a_full_sweep_on_demand(backend: TestClient, auth: dict[str, str], crm: TestServer) -> None:
-    users = [await _synced_user(backend, auth, email=f"s{i}@example.com") for i in range(3)]
+    users = [await synced_user(backend, auth, email=f"s{i}@example.com") for i in range(3)]
     for user in users:
         await _crm_edit(crm, user["crm_id"], phone="555-123-4567")
     resp = await backend.post("/reconcile", headers=auth)
@@ -112,7 +103,7 @@ async def test_a_full_sweep_on_demand(backend: TestClient, auth: dict[str, str],
 async def test_a_record_deleted_in_the_crm_fails_and_is_not_recreated(
     backend: TestClient, auth: dict[str, str], crm: TestServer, crm_app: web.Application
 ) -> None:
-    user = await _synced_user(backend, auth)
+    user = await synced_user(backend, auth)
     status, _ = await crm_call(crm, "DELETE", f"/crm/users/{user['crm_id']}")
     assert status == 204
     resp = await backend.post(f"/users/{user['id']}/reconcile", headers=auth)

@@ -17,9 +17,7 @@ from crmsync.app import create_app
 from crmsync.config import Config, SmtpConfig
 from mock_crm import keys as mock_keys
 
-from .conftest import crm_records, eventually, get_user, set_faults, sign_up, wait_status
-
-JOHN = {"name": "John Smith", "email": "john.smith@example.com", "phone": "123-456-7890"}
+from .conftest import JOHN, crm_records, eventually, get_user, set_faults, sign_up, wait_status
 
 
 async def _create_many(client: TestClient, auth: dict[str, str], count: int, prefix: str = "u") -> list[str]:

@@ -18,9 +18,7 @@ from mock_crm import keys as mock_keys
 from mock_crm.app import create_app as create_mock_app
 from mock_crm.config import MockConfig
 
-from .conftest import crm_call, crm_records, eventually, get_user, set_faults, sign_up, wait_status
-
-JOHN = {"name": "John Smith", "email": "john.smith@example.com", "phone": "123-456-7890"}
+from .conftest import JOHN, crm_call, crm_records, eventually, get_user, set_faults, sign_up, wait_status
 
 
 async def _create(client: TestClient, auth: dict[str, str], **fields: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from mock_crm import keys as mock_keys
 from mock_crm.webhooks import sign as mock_sign
 
 from .conftest import (
+    JOHN,
     WEBHOOK_SECRET,
     Live,
     crm_call,
@@ -30,16 +31,9 @@ from .conftest import (
     post_webhook,
     sign_up,
     sign_webhook,
+    synced_user,
     wait_status,
 )  # fmt: skip
-
-JOHN = {"name": "John Smith", "email": "john.smith@example.com", "phone": "123-456-7890"}
-
-
-async def _synced_user(client: TestClient, auth: dict[str, str], **fields: str) -> dict[str, Any]:
-    resp = await client.post("/users", json={**JOHN, **fields}, headers=auth)
-    assert resp.status == 201
-    return await wait_status(client, auth, (await resp.json())["id"], "synced")
 
 
 def _at(seconds: float) -> str:
@@ -58,7 +52,7 @@ async def _history_types(client: TestClient, auth: dict[str, str], user_id: str)
 
 
 async def test_a_signed_webhook_updates_the_user(backend: TestClient, auth: dict[str, str]) -> None:
-    user = await _synced_user(backend, auth)
+    user = await synced_user(backend, auth)
     status, body = await post_webhook(backend, _event(user["crm_id"], phone="987-654-3210"))
     assert status == 200 and body["result"] == "applied"
     assert body["changed_fields"] == {"phone": "987-654-3210"}
@@ -70,7 +64,7 @@ async def test_a_signed_webhook_updates_the_user(backend: TestClient, auth: dict
 async def test_the_seed_payload_without_event_id_or_source_is_accepted(
     backend: TestClient, auth: dict[str, str]
 ) -> None:
-    user = await _synced_user(backend, auth)
+    user = await synced_user(backend, auth)
     seed = {"crm_id": user["crm_id"], "updated_fields": {"phone": "987-654-3210"}, "timestamp": _at(1)}
     status, body = await post_webhook(backend, seed)
     assert status == 200 and body["result"] == "applied"
@@ -84,7 +78,7 @@ async def test_the_seed_payload_without_event_id_or_source_is_accepted(
 async def test_unverified_webhooks_are_401_and_change_nothing(
     backend: TestClient, auth: dict[str, str], tamper: str
 ) -> None:
-    user = await _synced_user(backend, auth)
+    user = await synced_user(backend, auth)
     payload = _event(user["crm_id"], phone="987-654-3210")
     other_secret = "whsec_" + base64.b64encode(b"some-other-key-0123456789abcdef").decode()
     options = {"expired": {"age": 301}, "future": {"age": -301}, "wrong secret": {"secret": other_secret}}
@@ -108,7 +102,7 @@ async def test_a_rotated_secret_accepts_old_and_new(
     new_secret = "whsec_" + base64.b64encode(b"the-new-key-after-rotation-0123").decode()
     client = await aiohttp_client(create_app(make_config(webhook_secrets=(new_secret, WEBHOOK_SECRET))))
     auth = await sign_up(client)
-    user = await _synced_user(client, auth)
+    user = await synced_user(client, auth)
     status, _ = await post_webhook(client, _event(user["crm_id"], _at(1), phone="111-222-3333"))
     assert status == 200
     status, _ = await post_webhook(client, _event(user["crm_id"], _at(2), phone="444-555-6666"), secret=new_secret)
@@ -126,7 +120,7 @@ def test_the_mocks_signatures_pass_both_verifiers() -> None:
 
 
 async def test_a_redelivered_event_is_applied_once(backend: TestClient, auth: dict[str, str]) -> None:
-    user = await _synced_user(backend, auth)
+    user = await synced_user(backend, auth)
     event = _event(user["crm_id"], phone="987-654-3210")
     assert (await post_webhook(backend, event))[1]["result"] == "applied"
     # Meanwhile the CRM changes the phone again; a replay of the first event must not undo it.
@@ -138,7 +132,7 @@ async def test_a_redelivered_event_is_applied_once(backend: TestClient, auth: di
 
 
 async def test_stale_and_out_of_order_events_converge_on_the_newest(backend: TestClient, auth: dict[str, str]) -> None:
-    user = await _synced_user(backend, auth)
+    user = await synced_user(backend, auth)
     newer = _event(user["crm_id"], _at(2), phone="222-222-2222")
     older = _event(user["crm_id"], _at(1), phone="111-111-1111", name="Johnny Smith")
     assert (await post_webhook(backend, newer))[1]["result"] == "applied"
@@ -160,7 +154,7 @@ async def test_unknown_crm_id_is_404_then_applied_on_redelivery(
     event = _event(record["crm_id"], phone="987-654-3210")
     status, body = await post_webhook(backend, event)
     assert status == 404 and body["error"] == "not_found"
-    user = await _synced_user(backend, auth)  # links to the CRM record by its email
+    user = await synced_user(backend, auth)  # links to the CRM record by its email
     assert user["crm_id"] == record["crm_id"]
     status, body = await post_webhook(backend, event)
     assert status == 200 and body["result"] == "applied"
@@ -174,7 +168,7 @@ async def test_unknown_crm_id_is_404_then_applied_on_redelivery(
 async def test_invalid_fields_are_422_and_change_nothing(
     backend: TestClient, auth: dict[str, str], fields: dict
 ) -> None:
-    user = await _synced_user(backend, auth)
+    user = await synced_user(backend, auth)
     status, body = await post_webhook(backend, {**_event(user["crm_id"]), "updated_fields": fields})
     assert status == 422 and body["error"] == "validation_failed"
     assert await get_user(backend, auth, user["id"]) == user
@@ -194,7 +188,7 @@ async def test_malformed_payloads_are_rejected(backend: TestClient, payload: Any
 
 
 async def test_crm_side_edit_arrives_by_webhook(live: Live) -> None:
-    user = await _synced_user(live.backend, live.auth)
+    user = await synced_user(live.backend, live.auth)
     status, _ = await crm_call(
         live.crm, "POST", f"/crm/_admin/users/{user['crm_id']}/edit", json={"phone": "987-654-3210"}
     )
@@ -207,7 +201,7 @@ async def test_crm_side_edit_arrives_by_webhook(live: Live) -> None:
 
 
 async def test_our_own_writes_do_not_echo_back(live: Live) -> None:
-    user = await _synced_user(live.backend, live.auth)
+    user = await synced_user(live.backend, live.auth)
     stats = live.crm_app[mock_keys.stats]
     resp = await live.backend.patch(f"/users/{user['id']}", json={"phone": "222-333-4444"}, headers=live.auth)
     assert resp.status == 200
