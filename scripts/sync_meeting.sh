@@ -17,7 +17,11 @@ while :; do
   http GET "$CRMSYNC_URL/meetings/$meeting/sync_status" "" "$AUTH"
   fail_unless_ok
   now="$(json_get "$BODY" in_progress_sync_status) $(json_get "$BODY" stage)"
-  if [ "$now" != "$last" ]; then echo "in_progress_sync_status: ${now:- }"; last="$now"; fi
+  if [ "$now" != "$last" ]; then
+    status="$(json_get "$BODY" in_progress_sync_status)"
+    echo "in_progress_sync_status: ${status:-null}${status:+ ($(json_get "$BODY" stage))}"
+    last="$now"
+  fi
   [ "$now" = " " ] && break
   [ "$(date +%s)" -ge "$deadline" ] && { echo "$PROG: still running at the deadline" >&2; exit 2; }
   sleep 0.1
