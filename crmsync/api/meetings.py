@@ -42,6 +42,7 @@ async def create_meeting(request: web.Request) -> web.Response:
     """Create a meeting owned by the caller."""
     fields = await _valid_body(request, partial=False)
     meeting = await request.app[meetings_key].create(request[account_id_key], fields)
+    await announce(request.app[engine_key], meeting.id)
     return json_response(meeting.public(), status=201, headers={"Location": f"/meetings/{meeting.id}"})
 
 
@@ -61,7 +62,9 @@ async def edit_meeting(request: web.Request) -> web.Response:
     """PUT sets title and times (and attendees when given), PATCH some of them."""
     meeting = await _own(request)
     fields = await _valid_body(request, partial=request.method == "PATCH", current=meeting)
-    return json_response((await request.app[meetings_key].update(meeting, fields)).public())
+    meeting = await request.app[meetings_key].update(meeting, fields)
+    await announce(request.app[engine_key], meeting.id)
+    return json_response(meeting.public())
 
 
 async def sync_meeting(request: web.Request) -> web.Response:
