@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -25,28 +23,14 @@ from mock_crm import keys as mock_keys
 from mock_crm.app import create_app as create_mock_app
 from mock_crm.config import MockConfig
 
+from .polling import eventually
+
 CLIENT_ID = "crmsync"
 CLIENT_SECRET = "test-client-secret-4f1c2a9b"
 JWT_SECRET = "test-jwt-secret-" + "0123456789abcdef" * 4
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-webhook-key-0123456789abcdef").decode()
 PASSWORD = "correct horse battery"
 JOHN = {"name": "John Smith", "email": "john.smith@example.com", "phone": "123-456-7890"}
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]] | Callable[[], Any], timeout: float = 10.0, interval: float = 0.02
-) -> Any:
-    """Poll until check() returns something truthy, or fail after the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 @pytest.fixture

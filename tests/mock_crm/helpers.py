@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +11,7 @@ import attrs
 from aiohttp.test_utils import TestClient, TestServer
 
 from mock_crm.config import MockConfig
+from tests.polling import eventually  # noqa: F401 (re-exported for the tests)
 
 CLIENT_ID = "crmsync"
 CLIENT_SECRET = "mock-test-secret-9f8e7d"
@@ -38,20 +38,6 @@ async def bearer(client: TestClient) -> dict[str, str]:
     resp = await client.post("/crm/token", data=TOKEN_FORM)
     assert resp.status == 200, await resp.text()
     return {"Authorization": f"Bearer {(await resp.json())['access_token']}"}
-
-
-async def eventually(check: Callable[[], Any | Awaitable[Any]], timeout: float = 3.0, interval: float = 0.01) -> Any:
-    """Poll check() until it returns something truthy, failing after the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        await asyncio.sleep(interval)
 
 
 @attrs.define
