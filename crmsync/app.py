@@ -10,7 +10,7 @@ from aiohttp import web
 
 from .alerts import Alerter
 from .api import accounts, events, health, meetings, pages, reconcile, users, webhook
-from .api.events import close_sockets, sockets_key
+from .api.events import close_sockets
 from .api.pages import STATIC
 from .auth import auth_middleware
 from .cache import Cache
@@ -30,6 +30,7 @@ from .keys import (
     events_key,
     meetings_key,
     metrics_key,
+    sockets_key,
     token_cache_key,
 )  # fmt: skip
 from .metrics import Metrics

@@ -10,22 +10,17 @@ V = TypeVar("V")
 
 
 class Cache(Generic[K, V]):
-    """Least-recently-used entries up to a size; counts hits and misses for benchmarks."""
+    """Least-recently-used entries up to a size."""
 
     def __init__(self, size: int) -> None:
         self._size = size
         self._entries: OrderedDict[K, V] = OrderedDict()
-        self.hits = 0
-        self.misses = 0
 
     def get(self, key: K) -> V | None:
         """The cached value, or None."""
         value = self._entries.get(key)
-        if value is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        self._entries.move_to_end(key)
+        if value is not None:
+            self._entries.move_to_end(key)
         return value
 
     def put(self, key: K, value: V) -> None:

@@ -51,10 +51,6 @@ class DuplicateEmail(ApiError):
     status, code = 409, "duplicate_email"
 
 
-class PayloadTooLarge(ApiError):
-    status, code = 413, "payload_too_large"
-
-
 class UpstreamRejected(ApiError):
     """The CRM refused what we asked of it."""
 

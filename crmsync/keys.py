@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -31,3 +32,5 @@ meetings_key: web.AppKey[MeetingStore] = web.AppKey("meetings")
 token_cache_key: web.AppKey[Cache[str, tuple[str, float]]] = web.AppKey("token_cache")
 events_key: web.AppKey[EventBus] = web.AppKey("events")
 metrics_key: web.AppKey[Metrics] = web.AppKey("metrics")
+# Open /events sockets, closed with "going away" when the server shuts down.
+sockets_key: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("event_sockets")

@@ -85,8 +85,3 @@ class IdempotencyCache:
             if oldest.stored_at >= limit:
                 break
             del self._outcomes[scope]
-
-
-def replay(outcome: Outcome) -> web.Response:
-    """Render a stored outcome exactly, marked as replayed."""
-    return web.json_response(outcome.body, status=outcome.status, headers={REPLAYED: "true"})

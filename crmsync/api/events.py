@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 
 import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -13,14 +12,13 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from ..auth import account_for_token, public
 from ..errors import ApiError
 from ..events import Subscription
-from ..keys import events_key
+from ..keys import events_key, sockets_key
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT = 20.0  # seconds between pings; a client that stops answering is closed
 AUTH_WAIT = 10.0  # seconds a client has to send {"token": ...} when it gave none in the URL
 UNAUTHORIZED = 4401
-sockets_key: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("event_sockets")
 
 
 @public

@@ -1,7 +1,9 @@
 // The contacts table (status badges, inline edit, Retry) and the form that adds a contact.
 
 import { api, ApiError } from "./api.js";
-import { announce, clearFieldErrors, formatTime, h, setAttr, setText, showFieldErrors, timeElement } from "./dom.js";
+import {
+  announce, clearFieldErrors, formatTime, h, renderList, setAttr, setText, showFieldErrors, timeElement,
+} from "./dom.js";
 
 const FIELDS = ["name", "email", "phone"];
 const LABELS = { name: "Name", email: "Email", phone: "Phone" };
@@ -53,19 +55,9 @@ export class Contacts {
 
   /** Bring the table in line with the records, reusing each contact's row. */
   render() {
-    const users = this.users.values();
-    let before = this.body.firstElementChild;
-    for (const user of users) {
-      let row = this.rows.get(user.id);
-      if (!row) {
-        row = this.buildRow(user.id);
-        this.rows.set(user.id, row);
-      }
-      this.fillRow(row, user);
-      if (row !== before) this.body.insertBefore(row, before);
-      else before = before.nextElementSibling;
-    }
-    this.empty.hidden = users.length > 0;
+    const count = renderList(this.body, this.users.values(), this.rows,
+      (id) => this.buildRow(id), (row, user) => this.fillRow(row, user));
+    this.empty.hidden = count > 0;
   }
 
   buildRow(id) {

@@ -81,3 +81,22 @@ export function announce(message) {
   region.append(h("p", {}, message));
   while (region.childElementCount > 3) region.firstElementChild.remove();
 }
+
+/**
+ * Bring a container's children in line with records, in order, reusing each record's element:
+ * build(id) makes a new one, fill(element, record) updates it. Returns how many records there were.
+ */
+export function renderList(container, records, elements, build, fill) {
+  let before = container.firstElementChild;
+  for (const record of records) {
+    let element = elements.get(record.id);
+    if (!element) {
+      element = build(record.id);
+      elements.set(record.id, element);
+    }
+    fill(element, record);
+    if (element !== before) container.insertBefore(element, before);
+    else before = before.nextElementSibling;
+  }
+  return records.length;
+}

@@ -2,7 +2,7 @@
 
 import { api } from "./api.js";
 import { describeError, setBusy } from "./contacts.js";
-import { announce, clearFieldErrors, formatTime, h, setAttr, setText, showFieldErrors } from "./dom.js";
+import { announce, clearFieldErrors, formatTime, h, renderList, setAttr, setText, showFieldErrors } from "./dom.js";
 import { meetingStage } from "./state.js";
 
 const STEPS = [
@@ -65,19 +65,9 @@ export class Meetings {
   }
 
   render() {
-    const meetings = this.meetings.values();
-    let before = this.list.firstElementChild;
-    for (const meeting of meetings) {
-      let card = this.cards.get(meeting.id);
-      if (!card) {
-        card = this.buildCard(meeting.id);
-        this.cards.set(meeting.id, card);
-      }
-      this.fillCard(card, meeting);
-      if (card !== before) this.list.insertBefore(card, before);
-      else before = before.nextElementSibling;
-    }
-    this.empty.hidden = meetings.length > 0;
+    const count = renderList(this.list, this.meetings.values(), this.cards,
+      (id) => this.buildCard(id), (card, meeting) => this.fillCard(card, meeting));
+    this.empty.hidden = count > 0;
   }
 
   usersChanged() {

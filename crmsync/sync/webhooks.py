@@ -100,7 +100,7 @@ async def _apply(conn: aiosqlite.Connection, event: WebhookEvent) -> Handled | N
         return None
     applied = await apply_crm_change(conn, user, event.fields, event.timestamp, f"webhook {event.event_id}")
     merged = applied.merged
-    result = "stale" if merged is None else "applied"
+    result = "stale" if applied.stale else "applied"
     conflicts = tuple(c.field for c in merged.conflicts) if merged else ()
     detail = json.dumps({"changed_fields": merged.changed, "conflicts": conflicts}) if merged else None
     await _store(conn, event, user.id, result, detail)
