@@ -35,12 +35,14 @@ from .keys import (
 )  # fmt: skip
 from .metrics import Metrics
 from .store.creates import GroupCreator
-from .store.jobs import USER_PUSH
+from .store.jobs import USER_PUSH, USER_RECONCILE
 from .store.meeting_runs import STAGE_JOBS
 from .store.meetings import MeetingStore
 from .sync.engine import SyncEngine
-from .sync.meetings import stage_handler
+from .sync.meetings import give_up_stage, stage_handler
+from .sync.outcomes import give_up
 from .sync.reconcile import sweeper_context
+from .sync.reconcile_job import reconcile_job
 from .sync.user_batch import push_users
 from .sync.user_push import push_user
 from .validation import MAX_BODY
@@ -113,9 +115,10 @@ async def _http(app: web.Application) -> AsyncIterator[None]:
 async def _engine(app: web.Application) -> AsyncIterator[None]:
     parts = (app[db_key], app[crm_key], app[alerter_key], app[meetings_key], app[events_key], app[metrics_key])
     engine = SyncEngine(app[config_key], *parts)
-    engine.register(USER_PUSH, push_user, batch=push_users)
+    engine.register(USER_PUSH, push_user, batch=push_users, give_up=give_up)
+    engine.register(USER_RECONCILE, reconcile_job)
     for number, kind in enumerate(STAGE_JOBS, start=1):
-        engine.register(kind, stage_handler(number))
+        engine.register(kind, stage_handler(number), give_up=give_up_stage)
     app[engine_key] = engine
     await engine.start()
     yield

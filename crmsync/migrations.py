@@ -148,4 +148,21 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        5,
+        """
+        -- Values we sent to the CRM whose outcome we never learned (a lost reply): {field: [values]}.
+        -- A CRM record showing one of them shows our own write, not a person's change.
+        ALTER TABLE users ADD COLUMN push_intents TEXT;
+        -- When what we know of the CRM record last changed (a webhook, a push's answer, a read), by our
+        -- clock: a record whose read began after that moment is the whole truth.
+        ALTER TABLE users ADD COLUMN crm_news_at TEXT;
+        -- Crashes of a job's handler (bugs, surprises): a job that crashes 3 times is failed, not retried.
+        ALTER TABLE sync_jobs ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0;
+        -- The user whose push must land before this job can succeed (an email it still holds in the CRM).
+        ALTER TABLE sync_jobs ADD COLUMN waits_for TEXT;
+        CREATE INDEX sync_jobs_waits_for ON sync_jobs (waits_for) WHERE waits_for IS NOT NULL;
+        CREATE INDEX users_synced_email ON users (synced_email) WHERE synced_email IS NOT NULL;
+        """,
+    ),
 )

@@ -24,6 +24,8 @@ class FaultSettings:
     # A scripted fault for deterministic tests: the next fail_next API requests get fail_status.
     fail_next: int = 0
     fail_status: int = 503
+    # A CRM that merges duplicates: the next merge_creates_next creates answer 201 with its newest record.
+    merge_creates_next: int = 0
 
     @classmethod
     def from_config(cls, config: MockConfig) -> FaultSettings:
@@ -91,11 +93,12 @@ def _whole(value: Any, low: int, high: int) -> str | None:
     return None if low <= value <= high else f"must be between {low} and {high}"
 
 
-_WHOLE = ("rate_burst", "fail_next", "fail_status")
+_WHOLE = ("rate_burst", "fail_next", "fail_status", "merge_creates_next")
 
 _CHECKS = {
     "fail_next": lambda value: _whole(value, 0, 1_000_000),
     "fail_status": lambda value: _whole(value, 400, 599),
+    "merge_creates_next": lambda value: _whole(value, 0, 1_000_000),
     "rate_limit": lambda value: _number(value, 0, 1_000_000),
     "rate_burst": _burst,
     "failure_rate": lambda value: _number(value, 0, 1),

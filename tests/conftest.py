@@ -184,38 +184,49 @@ class Live:
         return self.crm.app
 
 
+LiveFactory = Callable[..., Awaitable[Live]]
+
+
 @pytest.fixture
-async def live(
+def make_live(
     aiohttp_server: Callable[..., Awaitable[TestServer]],
     aiohttp_client: Callable[..., Awaitable[TestClient]],
-    unused_tcp_port: int,
+    unused_tcp_port_factory: Callable[[], int],
     mock_config: MockConfig,
     tmp_path: Path,
-) -> Live:
-    """A CRM whose webhooks reach the backend on a port reserved before either starts."""
-    crm = await aiohttp_server(
-        create_mock_app(
-            attrs.evolve(
-                mock_config,
-                webhook_url=f"http://127.0.0.1:{unused_tcp_port}/webhook",
-                webhook_secret=WEBHOOK_SECRET,
-                webhook_backoff=0.05,
-            )
+) -> LiveFactory:
+    """Build a CRM whose webhooks reach a backend on a port reserved before either starts."""
+
+    async def build(**overrides: Any) -> Live:
+        port = unused_tcp_port_factory()
+        mock = attrs.evolve(
+            mock_config,
+            webhook_url=f"http://127.0.0.1:{port}/webhook",
+            webhook_secret=WEBHOOK_SECRET,
+            webhook_backoff=0.05,
         )
-    )
-    config = Config(
-        crm_client_secret=CLIENT_SECRET,
-        jwt_secret=JWT_SECRET,
-        webhook_secrets=(WEBHOOK_SECRET,),
-        db_path=tmp_path / "live.db",
-        crm_url=str(crm.make_url("")).rstrip("/"),
-        workers=4,
-        crm_backoff=0.01,
-        job_backoff=(0.2,) * 5,
-        reconcile_interval=0,
-    )
-    backend = await aiohttp_client(create_app(config), server_kwargs={"port": unused_tcp_port})
-    return Live(crm, backend, await sign_up(backend))
+        crm = await aiohttp_server(create_mock_app(mock))
+        config = Config(
+            crm_client_secret=CLIENT_SECRET,
+            jwt_secret=JWT_SECRET,
+            webhook_secrets=(WEBHOOK_SECRET,),
+            db_path=tmp_path / f"live-{port}.db",
+            crm_url=str(crm.make_url("")).rstrip("/"),
+            workers=4,
+            crm_backoff=0.01,
+            job_backoff=(0.2,) * 5,
+            reconcile_interval=0,
+        )
+        backend = await aiohttp_client(create_app(attrs.evolve(config, **overrides)), server_kwargs={"port": port})
+        return Live(crm, backend, await sign_up(backend))
+
+    return build
+
+
+@pytest.fixture
+async def live(make_live: LiveFactory) -> Live:
+    """A CRM whose webhooks reach the backend, both over real HTTP."""
+    return await make_live()
 
 
 async def synced_user(client: TestClient, auth: dict[str, str], **fields: str) -> dict[str, Any]:

@@ -89,4 +89,5 @@ def _parse(event_id: str, raw: bytes) -> WebhookEvent | None:
         fields = {}
     if errors:
         raise ValidationFailed(errors)
-    return WebhookEvent(event_id, body.crm_id[:128], fields, timestamp, body.source, raw.decode("utf-8"))
+    raw_fields = {f: body.updated_fields[f] for f in fields}
+    return WebhookEvent(event_id, body.crm_id[:128], fields, timestamp, body.source, raw.decode("utf-8"), raw_fields)

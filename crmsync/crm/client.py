@@ -12,7 +12,7 @@ from aiohttp_retry import RetryClient
 from yarl import URL
 
 from ..store.attempts import Attempt
-from .errors import CrmDuplicate, CrmNotFound, CrmRejected, CrmStale, CrmUnavailable
+from .errors import CrmDuplicate, CrmEmailTaken, CrmNotFound, CrmRejected, CrmStale, CrmUnavailable
 from .pacer import Pacer
 from .records import Record, batch_item, expect, record
 from .retry import JitteredBackoff, describe_exception, retry_after_seconds
@@ -147,7 +147,7 @@ class CrmClient:
         if status == 412:
             raise CrmStale(crm_id)
         if status == 409 and isinstance(body, dict) and isinstance(body.get("crm_id"), str):
-            raise CrmRejected(f"The CRM already has this email on another contact ({body['crm_id']}).", status, body)
+            raise CrmEmailTaken(body["crm_id"])
         return record(status, body, 200)
 
     async def get_user(self, crm_id: str, tries: list[Attempt] | None = None) -> Record:

@@ -52,3 +52,11 @@ class CrmStale(CrmError):
     def __init__(self, crm_id: str) -> None:
         super().__init__(f"The CRM record {crm_id} changed since our last sync.", 412)
         self.crm_id = crm_id
+
+
+class CrmEmailTaken(CrmError):
+    """An update was refused: the CRM has the email on another contact."""
+
+    def __init__(self, crm_id: str) -> None:
+        super().__init__(f"The CRM already has this email on another contact ({crm_id}).", 409)
+        self.crm_id = crm_id

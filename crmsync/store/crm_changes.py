@@ -1,4 +1,4 @@
-"""Apply a change the CRM reports (webhook or reconcile) to the local record, in one transaction."""
+"""Apply what the CRM holds (a webhook's news, or a record read from it) to the local user, in one transaction."""
 
 from __future__ import annotations
 
@@ -21,12 +21,27 @@ logger = logging.getLogger(__name__)
 
 
 @attrs.frozen
+class CrmChange:
+    """CRM values as we store them (clean) and as the CRM holds them (raw), stamped by the CRM.
+
+    read_since is set for a record read straight from the CRM: the moment (our clock) the read began.
+    """
+
+    clean: dict[str, str]
+    raw: dict[str, str]
+    at: str
+    read_since: str | None = None
+
+
+@attrs.frozen
 class Applied:
     """What applying a CRM change did; merged is None when every field was already newer here."""
 
     user: User
     merged: Merge | None
     job_id: int | None = None
+    # A webhook older than what we hold, though it differs from us and our stamp lies in the future.
+    suspicious: bool = False
 
     @property
     def stale(self) -> bool:
@@ -34,8 +49,8 @@ class Applied:
         return self.merged is None
 
 
-def crm_fields(record: Mapping[str, object]) -> dict[str, str]:
-    """The contact fields of a CRM record that pass our validation, normalised like local input.
+def crm_values(record: Mapping[str, object]) -> tuple[dict[str, str], dict[str, str]]:
+    """The contact fields of a CRM record that pass our validation: (normalised, as the CRM holds them).
 
     A field the CRM holds in a form we would reject is left out (and logged), never stored.
     """
@@ -43,66 +58,73 @@ def crm_fields(record: Mapping[str, object]) -> dict[str, str]:
     clean, rejected = normalise_contact(present)
     if rejected:
         logger.warning("crm_fields_rejected", extra={"crm_id": record.get("crm_id"), "fields": rejected})
-    return clean
+    return clean, {f: present[f] for f in clean}
+
+
+def record_change(record: Mapping[str, object], read_since: str) -> CrmChange:
+    """A whole record read from the CRM at read_since, as a change. Raises ValueError without a timestamp."""
+    clean, raw = crm_values(record)
+    return CrmChange(clean, raw, normalise_iso(record.get("updated_at")), read_since)
 
 
 async def apply_crm_record(
-    conn: aiosqlite.Connection, user_id: str, record: Mapping[str, object], origin: str, queue_push: bool = True
+    conn: aiosqlite.Connection, user_id: str, change: CrmChange, origin: str, queue_push: bool = True
 ) -> Applied | None:
-    """Merge a whole CRM record into the user as it is now (re-read inside the caller's transaction)."""
-    row = await fetch_one(conn, "SELECT * FROM users WHERE id = ?", (user_id,))
-    if row is None:
-        return None
-    changed_at = normalise_iso(record.get("updated_at"))
-    return await apply_crm_change(conn, User.from_row(row), crm_fields(record), changed_at, origin, queue_push)
+    """Merge a record read from the CRM into the user as it is now (re-read inside the caller's transaction)."""
+    user = await user_by(conn, "id", user_id)
+    return None if user is None else await apply_crm_change(conn, user, change, origin, queue_push)
 
 
-async def user_by_crm_id(conn: aiosqlite.Connection, crm_id: str) -> User | None:
-    """The local user linked to a CRM record."""
-    row = await fetch_one(conn, "SELECT * FROM users WHERE crm_id = ?", (crm_id,))
+async def user_by(conn: aiosqlite.Connection, column: str, value: str) -> User | None:
+    """The user with this id or crm_id, read inside the caller's transaction."""
+    sql = "SELECT * FROM users WHERE crm_id = ?" if column == "crm_id" else "SELECT * FROM users WHERE id = ?"
+    row = await fetch_one(conn, sql, (value,))
     return User.from_row(row) if row else None
 
 
-async def apply_crm_change(
-    conn: aiosqlite.Connection,
-    user: User,
-    fields: Mapping[str, str],
-    changed_at: str,
-    origin: str,
-    queue_push: bool = True,
-) -> Applied:
-    """Merge CRM values stamped changed_at into the user; never queues a push of what the CRM sent.
+def _authoritative(user: User, change: CrmChange) -> bool:
+    """A record read straight from the CRM is the truth, unless news of the CRM (a webhook, a push's answer,
+    another read) reached us while it was being read."""
+    return change.read_since is not None and (user.crm_news_at is None or user.crm_news_at < change.read_since)
 
-    A field is taken only if this change is newer than the last CRM change we saw for it, so
-    events that arrive out of order converge on the newest values.
+
+async def apply_crm_change(
+    conn: aiosqlite.Connection, user: User, change: CrmChange, origin: str, queue_push: bool = True
+) -> Applied:
+    """Merge CRM values into the user three ways; never queues a push of what the CRM sent.
+
+    News (a webhook) is taken field by field only if newer than what we hold, so events that arrive
+    out of order converge. A record read from the CRM is taken whole. A value we sent ourselves and
+    never heard back about is recognised as our own write, not mistaken for a person's change.
     """
     times = user.crm_field_times()
-    fresh = {f: v for f, v in fields.items() if f in FIELDS and (times[f] is None or changed_at > times[f])}
+    whole = _authoritative(user, change)
+    fresh = [f for f in FIELDS if f in change.clean and (whole or times[f] is None or change.at > times[f])]
     if not fresh:
-        return Applied(user, None)
-    result = merge(user.snapshot(), user.contact(), fresh)
+        suspicious = any(change.clean[f] != getattr(user, f) and (times[f] or "") > now_iso() for f in change.clean)
+        return Applied(user, None, suspicious=suspicious)
+    clean = {f: change.clean[f] for f in fresh}
+    intents = user.intents()
+    own = {f: clean[f] for f in fresh if change.raw[f] in intents.get(f, ()) or clean[f] in intents.get(f, ())}
+    result = merge({**(user.snapshot() or {}), **own}, user.contact(), clean)
+    # A value the CRM holds in a form we normalise differently is pushed back in ours, so both sides agree.
+    snapshot = {**result.snapshot, **{f: change.raw[f] for f in fresh}}
+    needs_push = any(result.local[f] != snapshot.get(f) for f in FIELDS)
     now = now_iso()
+    new_times = {f: change.at if f in fresh else times[f] for f in FIELDS}
     params = {
         **{f"l_{f}": result.local[f] for f in FIELDS},
-        **{f"s_{f}": result.snapshot.get(f) for f in FIELDS},
-        **{f"t_{f}": changed_at if f in fresh else times[f] for f in FIELDS},
-        "crm_updated_at": max(changed_at, user.crm_updated_at or ""),
-        "status": "pending" if result.needs_push else "synced",
+        **{f"s_{f}": snapshot.get(f) for f in FIELDS},
+        **{f"t_{f}": new_times[f] for f in FIELDS},
+        "crm_updated_at": change.at if whole else max(change.at, user.crm_updated_at or ""),
+        "news_at": now,
+        # Still pushing (queue_push=False: the push under way carries it) keeps the status the push sets.
+        "status": "synced" if not needs_push else "pending" if queue_push else "",
         "touched": now if result.changed else user.updated_at,
         "id": user.id,
     }
     try:
-        row = await fetch_one(
-            conn,
-            "UPDATE users SET name = :l_name, email = :l_email, phone = :l_phone, synced_name = :s_name,"
-            " synced_email = :s_email, synced_phone = :s_phone, crm_name_at = :t_name, crm_email_at = :t_email,"
-            " crm_phone_at = :t_phone, crm_updated_at = :crm_updated_at, updated_at = :touched,"
-            " sync_status = CASE WHEN :status = 'synced' THEN 'synced' ELSE sync_status END,"
-            " last_error = CASE WHEN :status = 'synced' THEN NULL ELSE last_error END,"
-            " next_retry_at = CASE WHEN :status = 'synced' THEN NULL ELSE next_retry_at END"
-            " WHERE id = :id RETURNING *",
-            params,
-        )
+        row = await fetch_one(conn, _APPLY, params)
     except sqlite3.IntegrityError:
         raise DuplicateEmail("The CRM's new email belongs to another local user.") from None
     if result.conflicts:
@@ -112,6 +134,16 @@ async def apply_crm_change(
             [(user.id, c.field, c.local, c.crm, c.base, origin, now) for c in result.conflicts],
         )
     # Local-only changes the CRM has not seen yet still need their push; the CRM's own never do.
-    queue = result.needs_push and queue_push
-    job_id = await jobs.upsert(conn, jobs.USER_PUSH, user.id, now) if queue else None
+    job_id = await jobs.upsert(conn, jobs.USER_PUSH, user.id, now) if needs_push and queue_push else None
     return Applied(User.from_row(row), result, job_id)
+
+
+_APPLY = (
+    "UPDATE users SET name = :l_name, email = :l_email, phone = :l_phone, synced_name = :s_name,"
+    " synced_email = :s_email, synced_phone = :s_phone, crm_name_at = :t_name, crm_email_at = :t_email,"
+    " crm_phone_at = :t_phone, crm_updated_at = :crm_updated_at, crm_news_at = :news_at, updated_at = :touched,"
+    " sync_status = CASE WHEN :status = '' THEN sync_status ELSE :status END,"
+    " last_error = CASE WHEN :status = 'synced' THEN NULL ELSE last_error END,"
+    " next_retry_at = CASE WHEN :status = 'synced' THEN NULL ELSE next_retry_at END"
+    " WHERE id = :id RETURNING *"
+)

@@ -46,6 +46,8 @@ class User:
     crm_name_at: str | None
     crm_email_at: str | None
     crm_phone_at: str | None
+    push_intents: str | None = None
+    crm_news_at: str | None = None
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> User:
@@ -64,11 +66,43 @@ class User:
         """When the CRM last changed each field, as far as we have seen."""
         return {"name": self.crm_name_at, "email": self.crm_email_at, "phone": self.crm_phone_at}
 
+    def intents(self) -> dict[str, list[str]]:
+        """Values sent to the CRM whose outcome we never learned, per field."""
+        return json.loads(self.push_intents) if self.push_intents else {}
+
     def snapshot(self) -> dict[str, str] | None:
         """The values last known to be in the CRM, or None before the first sync."""
         if self.synced_email is None:
             return None
         return {"name": self.synced_name or "", "email": self.synced_email, "phone": self.synced_phone or ""}
+
+
+MAX_INTENTS = 5  # per field; older unconfirmed values are long superseded
+
+
+async def record_push_intent(db: Database, user_id: str, fields: dict[str, str]) -> None:
+    """Note, durably and before sending, the values a push is about to write to the CRM."""
+    async with db.transaction() as conn:
+        row = await fetch_one(conn, "SELECT push_intents FROM users WHERE id = ?", (user_id,))
+        if row is None:
+            return
+        intents: dict[str, list[str]] = json.loads(row[0]) if row[0] else {}
+        for field, value in fields.items():
+            values = [v for v in intents.get(field, []) if v != value]
+            intents[field] = [*values, value][-MAX_INTENTS:]
+        await conn.execute("UPDATE users SET push_intents = ? WHERE id = ?", (json.dumps(intents), user_id))
+
+
+async def by_crm_id(db: Database, crm_id: str) -> User | None:
+    """The local user linked to a CRM record, as last committed."""
+    row = await fetch_one(db.reader, "SELECT * FROM users WHERE crm_id = ?", (crm_id,))
+    return User.from_row(row) if row else None
+
+
+async def by_crm_email(db: Database, email: str) -> User | None:
+    """The local user whose CRM record holds this email, as far as we last knew."""
+    row = await fetch_one(db.reader, "SELECT * FROM users WHERE synced_email = ?", (email,))
+    return User.from_row(row) if row else None
 
 
 async def _raise_duplicate(conn: aiosqlite.Connection, email: str) -> NoReturn:

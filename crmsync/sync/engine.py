@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 JobHandler = Callable[["SyncEngine", Job], Awaitable[None]]
 BatchHandler = Callable[["SyncEngine", list[Job]], Awaitable[None]]
+# Called when a job's handler crashed MAX_CRASHES times: show the failure on the job's record.
+GiveUp = Callable[["SyncEngine", Job, str], Awaitable[None]]
+CRASHED = "An unexpected error stopped this sync {n} times; it will not be retried by itself (see the logs)."
 
 
 class SyncEngine:
@@ -53,12 +56,18 @@ class SyncEngine:
         self.inflight = InFlight()
         self._handlers: dict[str, JobHandler] = {}
         self._batch_handlers: dict[str, BatchHandler] = {}
+        self._give_up: dict[str, GiveUp] = {}
 
-    def register(self, kind: str, handler: JobHandler, batch: BatchHandler | None = None) -> None:
-        """Route jobs of one kind to a handler, and several due at once to an optional batch handler."""
+    def register(
+        self, kind: str, handler: JobHandler, batch: BatchHandler | None = None, give_up: GiveUp | None = None
+    ) -> None:
+        """Route jobs of one kind to a handler, several due at once to an optional batch handler, and
+        a job that keeps crashing to give_up."""
         self._handlers[kind] = handler
         if batch is not None:
             self._batch_handlers[kind] = batch
+        if give_up is not None:
+            self._give_up[kind] = give_up
 
     async def start(self) -> None:
         """Start the workers and queue every unfinished job again (a crash loses nothing)."""
@@ -89,18 +98,38 @@ class SyncEngine:
         for kind, group in due.items():
             batch = self._batch_handlers.get(kind)
             if batch is not None and len(group) > 1:
-                await self.guarded(batch, group, [job.id for job in group])
+                await self.guarded(batch, group, group)
             else:
-                await asyncio.gather(*(self.guarded(self._handlers[kind], job, [job.id]) for job in group))
+                await asyncio.gather(*(self.guarded(self._handlers[kind], job, [job]) for job in group))
 
-    async def guarded(self, handler: Callable[..., Awaitable[None]], work: Any, job_ids: list[int]) -> None:
-        """Run a handler; a bug in it is logged and its jobs retried later instead of stuck."""
+    async def guarded(self, handler: Callable[..., Awaitable[None]], work: Any, crashable: list[Job]) -> None:
+        """Run a handler; a bug in it is logged and its jobs retried later, and failed once it keeps crashing."""
         try:
             await handler(self, work)
         except Exception:
-            logger.exception("job_crashed", extra={"job_ids": job_ids[:20]})
-            for job_id in job_ids:
-                self.pool.submit_later(job_id, self.config.job_backoff[0])
+            logger.exception("job_crashed", extra={"job_ids": [job.id for job in crashable][:20]})
+            await self._count_crashes(crashable)
+
+    async def _count_crashes(self, crashed: list[Job]) -> None:
+        now = utcnow()
+        run_after = isoformat(now + timedelta(seconds=self.config.job_backoff[0]))
+        async with self.db.transaction() as conn:
+            counted = [await jobs.record_crash(conn, job, "crashed", run_after, isoformat(now)) for job in crashed]
+        for job in counted:
+            if job is None:
+                continue  # re-armed by a newer change meanwhile; that run goes ahead
+            if job.state == "queued":
+                self.pool.submit_later(job.id, self.config.job_backoff[0])
+                continue
+            message = CRASHED.format(n=job.crashes)
+            logger.error(
+                "job_failed_after_crashes",
+                extra={"job_id": job.id, "kind": job.kind, "entity_id": job.entity_id, "crashes": job.crashes},
+            )
+            if (give_up := self._give_up.get(job.kind)) is not None:
+                await give_up(self, job, message)
+            else:
+                self.alerter.sync_failed(job.kind, job.entity_id, None, message)
 
     def next_retry(self, job: Job) -> tuple[str, float] | None:
         """When a transiently failed job should run again, or None once its retry budget is spent."""

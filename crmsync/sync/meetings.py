@@ -120,7 +120,14 @@ async def _stage_failed(engine: SyncEngine, job: Job, meeting: Meeting, exc: Crm
     engine.metrics.meeting_stages.labels(context["stage"], "retrying" if retry else "failed").inc()
     if retry is not None:
         engine.pool.submit_later(job.id, retry[1])
-        logger.error("meeting_stage_failed", extra={**context, "error": exc.message, "next_retry_at": retry[0]})
+        logger.warning("meeting_stage_retrying", extra={**context, "error": exc.message, "next_retry_at": retry[0]})
     else:
         logger.error("meeting_stage_failed", extra={**context, "error": exc.message, "next_retry_at": None})
         engine.alerter.sync_failed("meeting", meeting.id, None, exc.message)
+
+
+async def give_up_stage(engine: SyncEngine, job: Job, message: str) -> None:
+    """A stage that kept crashing: the run ends failed with the message, and a person is alerted."""
+    if await meeting_runs.fail(engine.meetings, job, message, None):
+        await announce(engine, job.entity_id)
+        engine.alerter.sync_failed("meeting", job.entity_id, None, message)

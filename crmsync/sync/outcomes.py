@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+import sqlite3
 
-import aiosqlite
 import attrs
 
 from ..crm.client import Record
-from ..crm.errors import CrmError
-from ..db import fetch_one
+from ..crm.errors import CrmError, CrmRejected
 from ..events import user_event
-from ..store import attempts, jobs
+from ..store import jobs
 from ..store.attempts import Attempt
-from ..store.crm_changes import crm_fields
 from ..store.jobs import Job
-from ..store.users import CONTACT_FIELDS, User
+from ..store.user_sync import mark_push_failed, record_push_failure, record_push_success
+from ..store.users import User
 from ..timeutil import now_iso
 from .engine import SyncEngine
 
@@ -31,101 +29,97 @@ class Pushed:
     linked: bool = False
 
 
-Outcome = tuple[Job, User, Pushed, list[Attempt]]
+@attrs.frozen
+class Outcome:
+    """One push's result on its way to the store."""
+
+    job: Job
+    user: User
+    pushed: Pushed
+    tries: list[Attempt]
+    started: str  # when the push began, by our clock: CRM news after it may be newer than the answer
+
+
+LINKED_ELSEWHERE = "The CRM record {crm_id} is already linked to another user."
 
 
 async def succeeded(engine: SyncEngine, outcomes: list[Outcome]) -> None:
-    """Record successful pushes, many in one transaction (one commit for a whole batch)."""
+    """Record successful pushes, many in one transaction (one commit for a whole batch).
+
+    An outcome the store refuses (the CRM answered with a record another user is linked to) fails
+    alone, for good, without taking the rest of the batch with it.
+    """
     now = now_iso()
     again: list[int] = []
-    stored: list[User] = []
+    stored: list[tuple[Outcome, User]] = []
+    refused: list[Outcome] = []
     async with engine.db.transaction() as conn:
-        for job, user, pushed, tries in outcomes:
-            job_id, row = await _record_success(conn, job, user, pushed, tries, now)
-            stored.append(row)
-            if job_id is not None:
-                again.append(job_id)
+        for outcome in outcomes:
+            await conn.execute("SAVEPOINT outcome")
+            try:
+                job_id, row = await record_push_success(
+                    conn, outcome.job, outcome.user, outcome.pushed.record, outcome.pushed.linked, outcome.tries,
+                    outcome.started, now,
+                )  # fmt: skip
+                again += [job_id] if job_id is not None else []
+                again += await jobs.wake_waiting(conn, outcome.user.id, now)
+                stored.append((outcome, row))
+            except sqlite3.IntegrityError:
+                await conn.execute("ROLLBACK TO outcome")
+                refused.append(outcome)
+            finally:
+                await conn.execute("RELEASE outcome")
     for job_id in again:
         engine.pool.submit(job_id)
-    publish_users(engine, stored)
-    engine.metrics.syncs.labels("synced").inc(len(outcomes))
-    for _, user, pushed, tries in outcomes:
-        crm_id = pushed.record.get("crm_id") if pushed.record else user.crm_id
-        log_tries(engine, user, crm_id, tries)
-        logger.info("sync_succeeded", extra={"user_id": user.id, "crm_id": crm_id, "linked": pushed.linked,
-                                             "attempts": len(tries)})  # fmt: skip
+    publish_users(engine, [row for _, row in stored])
+    engine.metrics.syncs.labels("synced").inc(len(stored))
+    for outcome, row in stored:
+        log_tries(engine, outcome.user, row.crm_id, outcome.tries)
+        logger.info("sync_succeeded", extra={"user_id": row.id, "crm_id": row.crm_id, "linked": outcome.pushed.linked,
+                                             "attempts": len(outcome.tries)})  # fmt: skip
+    for outcome in refused:
+        crm_id = outcome.pushed.record.get("crm_id") if outcome.pushed.record else None
+        error = CrmRejected(LINKED_ELSEWHERE.format(crm_id=crm_id), 409)
+        await failed(engine, outcome.job, outcome.user, error, outcome.tries)
 
 
-async def _record_success(
-    conn: aiosqlite.Connection, job: Job, user: User, pushed: Pushed, tries: list[Attempt], now: str
-) -> tuple[int | None, User]:
-    """Store one success; return the job id when local values the CRM lacks need another push, and the row."""
-    record = pushed.record
-    await attempts.record(conn, user.id, user.sync_attempts + 1, tries)
-    finished = await jobs.finish(conn, job, now)
-    params: dict[str, Any] = {"id": user.id, "now": now, "tries": len(tries)}
-    sets = ["last_synced_at = :now", "last_error = NULL", "next_retry_at = NULL",
-            "sync_attempts = sync_attempts + :tries"]  # fmt: skip
-    in_crm = record if record is not None else (user.snapshot() or {})
-    params.update({f"r_{k}": in_crm.get(k) for k in CONTACT_FIELDS})
-    if record is not None:
-        params.update(r_crm_id=record["crm_id"], r_updated_at=record["updated_at"])
-        newer = "CASE WHEN :r_updated_at >= COALESCE(crm_updated_at, '') THEN {new} ELSE {old} END"
-        sets += ["crm_id = :r_crm_id", "create_body = NULL"]
-        # A CRM change applied while this push was in flight is newer than its answer: keep that snapshot.
-        sets += [f"synced_{f} = {newer.format(new=f':r_{f}', old=f'synced_{f}')}" for f in CONTACT_FIELDS]
-        sets += [f"{column} = MAX(COALESCE({column}, ''), :r_updated_at)"
-                 for column in ("crm_updated_at", "crm_name_at", "crm_email_at", "crm_phone_at")]  # fmt: skip
-    if pushed.linked:
-        # Linked to a contact the CRM already had: its values win (those we could not accept aside).
-        adopted = crm_fields(record or {})
-        params.update({f"a_{f}": adopted.get(f, getattr(user, f)) for f in CONTACT_FIELDS})
-        sets += ["name = :a_name", "email = :a_email", "phone = :a_phone"]
-        sets.append("sync_status = CASE WHEN :a_name = :r_name AND :a_email = :r_email AND :a_phone = :r_phone"
-                    " THEN 'synced' ELSE 'pending' END")  # fmt: skip
-    else:
-        # Still pending when the user was edited while this push was in flight (SET sees old values).
-        sets.append("sync_status = CASE WHEN name = :r_name AND email = :r_email AND phone = :r_phone"
-                    " THEN 'synced' ELSE 'pending' END")  # fmt: skip
-    query = f"UPDATE users SET {', '.join(sets)} WHERE id = :id RETURNING *"  # noqa: S608
-    row = User.from_row(await fetch_one(conn, query, params))
-    # Local values the CRM still lacks (it answered with other values than we assumed) need a push.
-    again = finished and row.sync_status == "pending"
-    return (await jobs.upsert(conn, jobs.USER_PUSH, user.id, now) if again else None), row
-
-
-async def failed(engine: SyncEngine, job: Job, user: User, exc: CrmError, tries: list[Attempt]) -> None:
+async def failed(
+    engine: SyncEngine, job: Job, user: User, exc: CrmError, tries: list[Attempt], waits_for: str | None = None
+) -> None:
     """Record a failed push: rescheduled with backoff while transient and within budget, else final."""
     now = now_iso()
     retry = engine.next_retry(job) if exc.transient else None
     run_after = retry[0] if retry else None
+    burn = not exc.transient and not user.crm_id
     async with engine.db.transaction() as conn:
-        await attempts.record(conn, user.id, user.sync_attempts + 1, tries)
-        current = await jobs.fail(conn, job, exc.message, run_after, now)
-        if current:
-            # A rejected create burns its idempotency key: the next create is a new request.
-            burn = "" if exc.transient or user.crm_id else ", create_body = NULL, create_gen = create_gen + 1"
-            row = await fetch_one(
-                conn,
-                f"UPDATE users SET sync_status = 'failed', last_error = ?, next_retry_at = ?,"  # noqa: S608
-                f" sync_attempts = sync_attempts + ?{burn} WHERE id = ? RETURNING *",
-                (exc.message, run_after, len(tries), user.id),
-            )
-        else:
-            await conn.execute("UPDATE users SET sync_attempts = sync_attempts + ? WHERE id = ?", (len(tries), user.id))
+        row = await record_push_failure(conn, job, user, exc.message, run_after, burn, tries, now, waits_for)
+        woken = await jobs.wake_waiting(conn, user.id, now)
+    for job_id in woken:
+        engine.pool.submit(job_id)
     log_tries(engine, user, user.crm_id, tries)
-    if not current:
+    if row is None:
         return  # edited meanwhile: the new change runs now with a fresh budget
-    publish_users(engine, [User.from_row(row)])
+    publish_users(engine, [row])
     extra = {"user_id": user.id, "crm_id": user.crm_id, "error": exc.message, "http_status": exc.status}
     engine.metrics.syncs.labels("retrying" if retry else "failed").inc()
     if retry is not None:
         engine.metrics.retries.labels("job").inc()
         engine.pool.submit_later(job.id, retry[1])
-        logger.error("sync_failed", extra={**extra, "next_retry_at": run_after, "job_attempt": job.attempts + 1})
+        logger.warning("sync_retrying", extra={**extra, "next_retry_at": run_after, "job_attempt": job.attempts + 1,
+                                               "waits_for": waits_for})  # fmt: skip
     else:
         logger.error("sync_failed", extra={**extra, "next_retry_at": None, "job_attempt": job.attempts + 1})
         engine.alerter.sync_failed("user", user.id, user.email, exc.message)
+
+
+async def give_up(engine: SyncEngine, job: Job, message: str) -> None:
+    """A push that kept crashing: the user shows the failure, and a person is alerted."""
+    async with engine.db.transaction() as conn:
+        row = await mark_push_failed(conn, job.entity_id, message)
+    if row is not None:
+        publish_users(engine, [row])
+        engine.metrics.syncs.labels("failed").inc()
+        engine.alerter.sync_failed("user", row.id, row.email, message)
 
 
 def log_tries(engine: SyncEngine, user: User, crm_id: str | None, tries: list[Attempt]) -> None:

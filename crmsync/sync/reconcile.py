@@ -16,8 +16,8 @@ from ..errors import Conflict, DuplicateEmail, NotFound
 from ..events import user_event
 from ..keys import config_key, engine_key, sweeper_key
 from ..store import checkpoints, users
-from ..store.crm_changes import Applied, apply_crm_record
-from ..timeutil import normalise_iso, now_iso
+from ..store.crm_changes import Applied, apply_crm_record, record_change
+from ..timeutil import now_iso
 from .engine import SyncEngine
 from .user_push import DELETED
 
@@ -34,6 +34,7 @@ async def reconcile_user(engine: SyncEngine, user_id: str) -> Applied:
         raise NotFound("No user with this id.")
     if user.crm_id is None:
         raise Conflict("This user is not in the CRM yet; it will be once its sync succeeds.")
+    read_since = now_iso()
     try:
         record = await engine.crm.get_user(user.crm_id)
     except CrmNotFound:
@@ -41,7 +42,7 @@ async def reconcile_user(engine: SyncEngine, user_id: str) -> Applied:
         return Applied((await users.get(engine.db, user_id)) or user, None)
     await engine.inflight.settled(user.id, SETTLE_SECONDS)
     async with engine.db.transaction() as conn:
-        applied = await apply_crm_record(conn, user.id, record, "reconcile")
+        applied = await apply_crm_record(conn, user.id, record_change(record, read_since), "reconcile")
     if applied is None:
         raise NotFound("No user with this id.")
     if applied.job_id is not None:
@@ -72,9 +73,10 @@ async def sweep(engine: SyncEngine) -> dict[str, int]:
     cursor: str | None = None
     counts = {"seen": 0, "changed": 0, "unknown": 0, "rejected": 0}
     while True:
+        read_since = now_iso()
         records, cursor = await engine.crm.list_users(since, cursor)
         counts["seen"] += len(records)
-        jobs = await _apply_page(engine, records, counts)
+        jobs = await _apply_page(engine, records, read_since, counts)
         for job_id in jobs:
             engine.pool.submit(job_id)
         if not cursor or not records:
@@ -83,7 +85,9 @@ async def sweep(engine: SyncEngine) -> dict[str, int]:
     return counts
 
 
-async def _apply_page(engine: SyncEngine, records: list[dict[str, Any]], counts: dict[str, int]) -> list[int]:
+async def _apply_page(
+    engine: SyncEngine, records: list[dict[str, Any]], read_since: str, counts: dict[str, int]
+) -> list[int]:
     """Apply one page in one transaction; a record we cannot apply is skipped, not fatal to the rest."""
     crm_ids = [r["crm_id"] for r in records if isinstance(r, dict) and isinstance(r.get("crm_id"), str)]
     query = f"SELECT crm_id, id FROM users WHERE crm_id IN ({','.join('?' * len(crm_ids))})"  # noqa: S608
@@ -95,18 +99,18 @@ async def _apply_page(engine: SyncEngine, records: list[dict[str, Any]], counts:
     async with engine.db.transaction() as conn:
         for record in records:
             try:
-                stamp = normalise_iso(record.get("updated_at"))
+                change = record_change(record, read_since)
             except (AttributeError, ValueError):
                 counts["rejected"] += 1
                 continue
-            checkpoint = max(checkpoint or "", stamp)
+            checkpoint = max(checkpoint or "", change.at)
             user_id = linked.get(record.get("crm_id"))
             if user_id is None:
                 counts["unknown"] += 1
                 continue
             await conn.execute("SAVEPOINT record")
             try:
-                applied = await apply_crm_record(conn, user_id, record, "reconcile")
+                applied = await apply_crm_record(conn, user_id, change, "reconcile")
             except (DuplicateEmail, ValueError) as exc:
                 await conn.execute("ROLLBACK TO record")
                 counts["rejected"] += 1

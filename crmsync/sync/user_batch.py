@@ -13,6 +13,7 @@ from ..store import users
 from ..store.attempts import Attempt
 from ..store.jobs import Job
 from ..store.users import User
+from ..timeutil import now_iso
 from .engine import SyncEngine
 from .outcomes import Outcome, Pushed, failed, succeeded
 from .user_push import create_key, push_user
@@ -40,7 +41,7 @@ async def push_users(engine: SyncEngine, group: list[Job]) -> None:
 
     async def single(job: Job) -> None:
         async with slots:
-            await engine.guarded(push_user, job, [job.id])
+            await engine.guarded(push_user, job, [job])
 
     await asyncio.gather(*(single(job) for job in singles))
 
@@ -51,6 +52,7 @@ async def _create_batch(engine: SyncEngine, creates: list[tuple[Job, User]]) -> 
         (json.loads(user.create_body) if user.create_body else user.contact(), create_key(user)) for _, user in creates
     ]
     tries: list[Attempt] = []
+    started = now_iso()
     try:
         results = await engine.crm.create_users(items, tries)
     except CrmError as exc:
@@ -63,7 +65,7 @@ async def _create_batch(engine: SyncEngine, creates: list[tuple[Job, User]]) -> 
     leftovers: list[Job] = []
     for (job, user), (status, body) in zip(creates, results, strict=True):
         if status == 201 and isinstance(body.get("crm_id"), str):
-            done.append((job, user, Pushed(body), _with_item_status(tries, status)))
+            done.append(Outcome(job, user, Pushed(body), _with_item_status(tries, status), started))
         else:
             # Rejected items (invalid, duplicate, key reused) go the single way, which knows each case.
             leftovers.append(job)

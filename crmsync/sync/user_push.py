@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
-from typing import Any
 
 from ..crm.client import Record
-from ..crm.errors import CrmDuplicate, CrmError, CrmNotFound, CrmRejected, CrmStale, CrmUnavailable
-from ..errors import DuplicateEmail
+from ..crm.errors import CrmDuplicate, CrmEmailTaken, CrmError, CrmNotFound, CrmRejected, CrmStale, CrmUnavailable
 from ..store import jobs, users
 from ..store.attempts import Attempt
-from ..store.crm_changes import apply_crm_record
 from ..store.jobs import Job
 from ..store.users import User
 from ..timeutil import now_iso
+from .email_clash import Blocked, clash
 from .engine import SyncEngine
-from .outcomes import Pushed, failed, succeeded
+from .merging import merge_record
+from .outcomes import LINKED_ELSEWHERE, Outcome, Pushed, failed, succeeded
 
 logger = logging.getLogger(__name__)
 
@@ -39,9 +37,13 @@ async def push_user(engine: SyncEngine, job: Job) -> None:
             await jobs.finish(conn, job, now_iso())
         return
     tries: list[Attempt] = []
+    started = now_iso()
     with engine.inflight.hold([user.id]), engine.metrics.sync_duration.time():
         try:
             pushed = await _push(engine, user, tries)
+        except Blocked as blocked:
+            await failed(engine, job, user, blocked.error, tries, waits_for=blocked.holder_id)
+            return
         except CrmError as exc:
             await failed(engine, job, user, exc, tries)
             return
@@ -50,27 +52,13 @@ async def push_user(engine: SyncEngine, job: Job) -> None:
             logger.exception("push_crashed", extra={"user_id": user.id, "job_id": job.id})
             await failed(engine, job, user, CrmUnavailable(INTERNAL), tries)
             return
-        try:
-            await succeeded(engine, [(job, user, pushed, tries)])
-        except sqlite3.IntegrityError:
-            crm_id = pushed.record.get("crm_id") if pushed.record else None
-            error = CrmRejected(f"The CRM record {crm_id} with this email is already linked to another user.", 409)
-            await failed(engine, job, user, error, tries)
+        await succeeded(engine, [Outcome(job, user, pushed, tries, started)])
 
 
 async def _push(engine: SyncEngine, user: User, tries: list[Attempt]) -> Pushed:
-    crm = engine.crm
     if user.crm_id is None:
-        # create_body is frozen at insert, so a retried create is the same idempotent request.
-        body = json.loads(user.create_body) if user.create_body else user.contact()
-        try:
-            record = await crm.create_user(body, create_key(user), tries)
-        except CrmDuplicate as duplicate:
-            # Link to the contact the CRM already has; as the source of truth its values win.
-            return Pushed(await crm.get_user(duplicate.crm_id, tries), linked=True)
-        # Edits made since the create body was frozen are pushed by the next run, as an update: the
-        # success below stores the crm_id first and re-arms the job when local values differ.
-        return Pushed(record)
+        return await _create(engine, user, tries)
+    crm, crm_id = engine.crm, user.crm_id
     version = user.crm_updated_at  # the record version our snapshot is based on, for If-Match
     try:
         for _ in range(MAX_MERGE_ROUNDS):
@@ -79,33 +67,52 @@ async def _push(engine: SyncEngine, user: User, tries: list[Attempt]) -> Pushed:
                 return Pushed(None)
             if not changed:
                 # Nothing to send, yet not synced (a manual re-sync): check the record against the CRM.
-                record = await crm.get_user(user.crm_id, tries)
-                user = await _merge_current(engine, user, record)
+                user, record = await _read_and_merge(engine, user, tries)
                 if not _differences(user.contact(), user.snapshot() or {}):
                     return Pushed(record)
-                version = record.get("updated_at")
+                version = record["updated_at"]
                 continue
+            # Noted before sending: if the reply is lost, the record's new values are known to be ours.
+            await users.record_push_intent(engine.db, user.id, changed)
             try:
-                return Pushed(await crm.update_user(user.crm_id, changed, tries, version=version))
+                return Pushed(await crm.update_user(crm_id, changed, tries, version=version))
             except CrmStale:
                 # The CRM changed since our snapshot: merge its record first, then push what is still ours.
-                record = await crm.get_user(user.crm_id, tries)
-                user = await _merge_current(engine, user, record)
-                version = record.get("updated_at")
+                user, record = await _read_and_merge(engine, user, tries)
+                version = record["updated_at"]
+            except CrmEmailTaken as taken:
+                await clash(engine, user, taken, changed["email"], tries)
     except CrmNotFound:
         raise CrmRejected(DELETED, 404) from None
     raise CrmUnavailable("The CRM record kept changing while we pushed; the push will be retried.")
 
 
-async def _merge_current(engine: SyncEngine, user: User, record: Record) -> User:
-    """Merge the CRM's record into the user as it is now, not as it was when the push began."""
+async def _create(engine: SyncEngine, user: User, tries: list[Attempt]) -> Pushed:
+    # create_body is frozen at insert, so a retried create is the same idempotent request.
+    body = json.loads(user.create_body) if user.create_body else user.contact()
     try:
-        async with engine.db.transaction() as conn:
-            applied = await apply_crm_record(conn, user.id, record, "push", queue_push=False)
-    except DuplicateEmail:
-        raise CrmRejected("The CRM gave this contact an email that another local user has.", 409) from None
-    return applied.user if applied else user
+        record = await engine.crm.create_user(body, create_key(user), tries)
+    except CrmDuplicate as duplicate:
+        holder = await users.by_crm_id(engine.db, duplicate.crm_id)
+        if holder is not None and holder.id != user.id:
+            if holder.email != body["email"]:
+                message = f"The CRM still has this email on the contact of user {holder.id}, whose change goes first."
+                raise Blocked(holder.id, message) from None
+            raise CrmRejected(LINKED_ELSEWHERE.format(crm_id=duplicate.crm_id), 409) from None
+        # Link to the contact the CRM already has; as the source of truth its values win.
+        return Pushed(await engine.crm.get_user(duplicate.crm_id, tries), linked=True)
+    # Edits made since the create body was frozen are pushed by the next run, as an update: the
+    # success stores the crm_id first and re-arms the job when local values differ.
+    return Pushed(record)
 
 
-def _differences(local: dict[str, str], remote: dict[str, Any]) -> dict[str, str]:
+async def _read_and_merge(engine: SyncEngine, user: User, tries: list[Attempt]) -> tuple[User, Record]:
+    """Read the CRM's record and merge it into the user as it is now."""
+    assert user.crm_id is not None
+    read_since = now_iso()
+    record = await engine.crm.get_user(user.crm_id, tries)
+    return await merge_record(engine, user, record, read_since), record
+
+
+def _differences(local: dict[str, str], remote: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in local.items() if remote.get(k) != v}

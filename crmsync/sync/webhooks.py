@@ -11,8 +11,8 @@ import attrs
 from ..db import Database, fetch_one
 from ..errors import ApiError, Conflict, NotFound
 from ..events import user_event
-from ..store import users
-from ..store.crm_changes import apply_crm_change, user_by_crm_id
+from ..store import jobs, users
+from ..store.crm_changes import CrmChange, apply_crm_change, user_by
 from ..timeutil import now_iso
 from .engine import SyncEngine
 
@@ -34,6 +34,7 @@ class WebhookEvent:
     timestamp: str
     source: str
     payload: str
+    raw_fields: dict[str, str] = attrs.Factory(dict)  # the values as the CRM holds them, before we normalise
 
 
 @attrs.frozen
@@ -94,24 +95,30 @@ async def _apply(conn: aiosqlite.Connection, event: WebhookEvent) -> Handled | N
     seen = await fetch_one(conn, "SELECT result, user_id FROM webhook_events WHERE id = ?", (event.event_id,))
     if seen is not None and seen["result"] in FINAL:
         return Handled("duplicate", seen["user_id"])
-    user = await user_by_crm_id(conn, event.crm_id)
+    user = await user_by(conn, "crm_id", event.crm_id)
     if user is None:
         await _store(conn, event, None, "unknown_crm_id", None)
         return None
-    applied = await apply_crm_change(conn, user, event.fields, event.timestamp, f"webhook {event.event_id}")
+    change = CrmChange(event.fields, {f: event.raw_fields.get(f, v) for f, v in event.fields.items()}, event.timestamp)
+    applied = await apply_crm_change(conn, user, change, f"webhook {event.event_id}")
     merged = applied.merged
     result = "stale" if applied.stale else "applied"
     conflicts = tuple(c.field for c in merged.conflicts) if merged else ()
     detail = json.dumps({"changed_fields": merged.changed, "conflicts": conflicts}) if merged else None
+    job_id = applied.job_id
+    if applied.suspicious:
+        # Older than a stamp of ours that lies in the future, yet different: ask the CRM what it holds now.
+        job_id = await jobs.upsert(conn, jobs.USER_RECONCILE, user.id, now_iso())
+        detail = json.dumps({"reconcile": "our field times lie in the future; reading the record"})
     await _store(conn, event, user.id, result, detail)
-    return Handled(result, user.id, merged.changed if merged else {}, conflicts, applied.job_id)
+    return Handled(result, user.id, merged.changed if merged else {}, conflicts, job_id)
 
 
 async def record_rejected(db: Database, event: WebhookEvent, error: ApiError) -> None:
     """Keep a rejected event for the history (a later delivery may still succeed)."""
 
     async def store(conn: aiosqlite.Connection) -> None:
-        user = await user_by_crm_id(conn, event.crm_id)
+        user = await user_by(conn, "crm_id", event.crm_id)
         await _store(conn, event, user.id if user else None, "rejected", error.message)
 
     await db.group.run(store)

@@ -19,6 +19,7 @@ async def test_admin_faults_get_and_put(mock: TestClient, headers: dict[str, str
         "latency_ms": 0.0,
         "fail_next": 0,
         "fail_status": 503,
+        "merge_creates_next": 0,
     }
     resp = await mock.put("/crm/_admin/faults", json={"rate_limit": 2.5, "failure_rate": 0.25}, headers=headers)
     assert resp.status == 200

@@ -1,0 +1,111 @@
+"""The user's sync state after a push: what a success or a failure writes, in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import aiosqlite
+
+from ..db import fetch_one
+from ..merge import FIELDS
+from . import attempts, jobs
+from .attempts import Attempt
+from .crm_changes import crm_values, user_by
+from .jobs import Job
+from .users import User
+
+
+async def record_push_success(
+    conn: aiosqlite.Connection,
+    job: Job,
+    user: User,
+    record: Mapping[str, Any] | None,
+    linked: bool,
+    tries: list[Attempt],
+    started: str,
+    now: str,
+) -> tuple[int | None, User]:
+    """Store what the CRM answered (None: nothing needed sending); return a job id to push again, and the row.
+
+    The answer is the CRM's record as our write left it: taken whole, unless CRM news reached us
+    while the push was on the wire, in which case a field keeps whichever of the two is newer.
+    """
+    await attempts.record(conn, user.id, user.sync_attempts + 1, tries)
+    finished = await jobs.finish(conn, job, now)
+    current = await user_by(conn, "id", user.id)
+    assert current is not None  # users are never deleted while a push runs
+    local, snapshot = current.contact(), current.snapshot() or {}
+    times, version = current.crm_field_times(), current.crm_updated_at
+    crm_id, intents = current.crm_id, current.push_intents
+    if record is not None:
+        clean, _ = crm_values(record)
+        at, crm_id, intents = record["updated_at"], record["crm_id"], None  # every write we made is confirmed
+        whole = current.crm_news_at is None or current.crm_news_at < started
+        for field in clean:
+            if whole or times[field] is None or at >= times[field]:
+                snapshot[field], times[field] = clean[field], at
+        version = at if whole else max(at, version or "")
+        if linked:
+            # Linked to a contact the CRM already had: its values win (those we could not accept aside).
+            local = {**local, **clean}
+    status = "synced" if all(local[f] == snapshot.get(f) for f in FIELDS) else "pending"
+    params = {
+        **{f"l_{f}": local[f] for f in FIELDS},
+        **{f"s_{f}": snapshot.get(f) for f in FIELDS},
+        **{f"t_{f}": times[f] for f in FIELDS},
+        "crm_id": crm_id, "version": version, "intents": intents, "status": status, "now": now,
+        "tries": len(tries), "id": user.id, "created": record is not None,
+    }  # fmt: skip
+    row = User.from_row(await fetch_one(conn, _SUCCESS, params))
+    # Local values the CRM still lacks (edited meanwhile, or answered otherwise than we sent) need a push.
+    again = finished and status == "pending"
+    return (await jobs.upsert(conn, jobs.USER_PUSH, user.id, now) if again else None), row
+
+
+_SUCCESS = (
+    "UPDATE users SET name = :l_name, email = :l_email, phone = :l_phone, synced_name = :s_name,"
+    " synced_email = :s_email, synced_phone = :s_phone, crm_name_at = :t_name, crm_email_at = :t_email,"
+    " crm_phone_at = :t_phone, crm_updated_at = :version, crm_id = :crm_id, push_intents = :intents,"
+    " crm_news_at = CASE WHEN :created THEN :now ELSE crm_news_at END,"
+    " create_body = CASE WHEN :created THEN NULL ELSE create_body END, sync_status = :status,"
+    " last_synced_at = :now, last_error = NULL, next_retry_at = NULL, sync_attempts = sync_attempts + :tries"
+    " WHERE id = :id RETURNING *"
+)
+
+
+async def record_push_failure(
+    conn: aiosqlite.Connection,
+    job: Job,
+    user: User,
+    message: str,
+    run_after: str | None,
+    burn_create: bool,
+    tries: list[Attempt],
+    now: str,
+    waits_for: str | None = None,
+) -> User | None:
+    """Store a failed push: retried at run_after, or failed for good; None when a newer change re-armed the job."""
+    await attempts.record(conn, user.id, user.sync_attempts + 1, tries)
+    if not await jobs.fail(conn, job, message, run_after, now, waits_for):
+        await conn.execute("UPDATE users SET sync_attempts = sync_attempts + ? WHERE id = ?", (len(tries), user.id))
+        return None
+    # A rejected create burns its idempotency key: the next create is a new request.
+    burn = ", create_body = NULL, create_gen = create_gen + 1" if burn_create else ""
+    row = await fetch_one(
+        conn,
+        f"UPDATE users SET sync_status = 'failed', last_error = ?, next_retry_at = ?,"  # noqa: S608 (fixed text)
+        f" sync_attempts = sync_attempts + ?{burn} WHERE id = ? RETURNING *",
+        (message, run_after, len(tries), user.id),
+    )
+    return User.from_row(row)
+
+
+async def mark_push_failed(conn: aiosqlite.Connection, user_id: str, message: str) -> User | None:
+    """Show the user's sync as failed for good with this message (its job already failed)."""
+    row = await fetch_one(
+        conn,
+        "UPDATE users SET sync_status = 'failed', last_error = ?, next_retry_at = NULL WHERE id = ? RETURNING *",
+        (message, user_id),
+    )
+    return User.from_row(row) if row else None
