@@ -148,4 +148,18 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        4,
+        """
+        -- Failed sign-ins per key (a hashed email or client address) and time slice, shared by every replica.
+        -- bucket is the slice's start in Unix milliseconds; a row older than the window is pruned.
+        CREATE TABLE signin_failures (
+            key TEXT NOT NULL,
+            bucket INTEGER NOT NULL,
+            failures INTEGER NOT NULL,
+            PRIMARY KEY (key, bucket)
+        ) WITHOUT ROWID;
+        CREATE INDEX signin_failures_bucket ON signin_failures (bucket);
+        """,
+    ),
 )

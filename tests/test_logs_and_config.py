@@ -123,7 +123,7 @@ async def test_migrations_are_versioned_and_idempotent(tmp_path: Path) -> None:
         async with db.reader.execute("PRAGMA journal_mode") as cursor:
             mode = (await cursor.fetchone())[0]
         await db.close()
-        assert versions == [1, 2, 3] and mode == "wal"
+        assert versions == [1, 2, 3, 4] and mode == "wal"
 
 
 async def test_shutdown_lets_a_push_in_flight_finish(
