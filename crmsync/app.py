@@ -13,7 +13,8 @@ from .api import accounts, events, health, meetings, pages, reconcile, users, we
 from .api.events import close_sockets
 from .api.pages import STATIC
 from .auth import auth_middleware
-from .cache import Cache
+from .bodies import body_middleware
+from .cache import Cache, RecentSet
 from .config import Config
 from .crm.client import CrmClient
 from .crm.retry import attempt_tracer
@@ -21,6 +22,7 @@ from .db import Database
 from .errors import error_middleware
 from .events import EventBus
 from .keys import (
+    accounts_seen_key,
     alerter_key,
     config_key,
     creator_key,
@@ -30,10 +32,12 @@ from .keys import (
     events_key,
     meetings_key,
     metrics_key,
+    signin_limiter_key,
     sockets_key,
     token_cache_key,
 )  # fmt: skip
 from .metrics import Metrics
+from .signin_limit import SigninLimiter
 from .store.creates import GroupCreator
 from .store.jobs import USER_PUSH, USER_RECONCILE
 from .store.meeting_runs import STAGE_JOBS
@@ -50,10 +54,13 @@ from .validation import MAX_BODY
 
 def create_app(config: Config) -> web.Application:
     """Build the backend; all I/O happens in the cleanup contexts, in order db → HTTP → workers."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY)
+    middlewares = [error_middleware, body_middleware, auth_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
     app[config_key] = config
     app[alerter_key] = Alerter(config.smtp)
     app[token_cache_key] = Cache(10_000)
+    app[accounts_seen_key] = RecentSet(config.account_cache_ttl)
+    app[signin_limiter_key] = SigninLimiter(config.signin_max_failures, config.signin_window)
     app[events_key] = EventBus()
     app[metrics_key] = Metrics()
     app[sockets_key] = weakref.WeakSet()

@@ -9,7 +9,7 @@ from typing import TypeVar
 from aiohttp import web
 
 from .errors import Handler, Unauthorized
-from .keys import config_key, db_key, token_cache_key
+from .keys import accounts_seen_key, config_key, db_key, token_cache_key
 from .store import accounts
 from .tokens import expires_at, token_from_header, verify_token
 
@@ -54,6 +54,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 async def account_for_token(app: web.Application, authorization: str | None) -> str:
     """The account an Authorization value names, or Unauthorized."""
     account_id = _verified(app, token_from_header(authorization))
-    if not await accounts.exists(app[db_key], account_id):
-        raise Unauthorized("The account for this token no longer exists.")
+    # A cached token still names an account that may be gone: existence is asked of the database again
+    # once the last sighting is older than the account cache's age.
+    seen = app[accounts_seen_key]
+    if account_id not in seen:
+        if not await accounts.exists(app[db_key], account_id):
+            raise Unauthorized("The account for this token no longer exists.")
+        seen.add(account_id)
     return account_id

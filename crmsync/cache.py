@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
@@ -35,3 +36,27 @@ class Cache(Generic[K, V]):
     def invalidate(self, key: K) -> None:
         """Forget a key after its row changed."""
         self._entries.pop(key, None)
+
+
+class RecentSet(Generic[K]):
+    """Keys seen within the last max_age seconds: for facts another process may change, such as an account existing."""
+
+    def __init__(self, max_age: float) -> None:
+        self._max_age = max_age
+        self._seen: OrderedDict[K, float] = OrderedDict()  # oldest sighting first
+
+    def __contains__(self, key: K) -> bool:
+        seen = self._seen.get(key)
+        return seen is not None and time.monotonic() - seen < self._max_age
+
+    def add(self, key: K) -> None:
+        """Note a key as seen now, and forget the sightings that have grown too old."""
+        now = time.monotonic()
+        self._seen.pop(key, None)
+        self._seen[key] = now
+        # Sightings are in age order, so the stale ones are at the front; each is dropped once: cheap.
+        while self._seen:
+            oldest, at = next(iter(self._seen.items()))
+            if now - at < self._max_age:
+                break
+            del self._seen[oldest]

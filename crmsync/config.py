@@ -46,6 +46,9 @@ class Config:
     log_level: str = "INFO"
     reconcile_interval: float = 300.0
     job_retries: int = 5
+    signin_max_failures: int = 10
+    signin_window: float = 900.0
+    body_timeout: float = 30.0
     smtp: SmtpConfig | None = None
     # Tuning knobs that tests shorten; not read from the environment.
     crm_attempts: int = 3
@@ -56,6 +59,8 @@ class Config:
     token_ttl: float = 24 * 3600.0
     shutdown_timeout: float = 10.0
     meeting_cache_size: int = 10_000
+    # How long an account seen to exist is believed without asking the database again.
+    account_cache_ttl: float = 30.0
 
     @property
     def webhook_keys(self) -> list[bytes]:
@@ -97,6 +102,9 @@ class Config:
             log_level=reader.choice("CRMSYNC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             reconcile_interval=reader.number("CRMSYNC_RECONCILE_INTERVAL", 300.0, low=0),
             job_retries=reader.integer("CRMSYNC_JOB_RETRIES", 5, low=0, high=100),
+            signin_max_failures=reader.integer("CRMSYNC_SIGNIN_MAX_FAILURES", 10, low=0, high=1_000_000),
+            signin_window=reader.number("CRMSYNC_SIGNIN_WINDOW", 900.0, low=1),
+            body_timeout=reader.number("CRMSYNC_BODY_TIMEOUT", 30.0, low=0),
             smtp=smtp,
         )
 

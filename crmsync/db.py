@@ -34,8 +34,6 @@ class Database:
         self.writer = writer
         self.reader = reader
         self._write_lock = asyncio.Lock()
-        # Account ids seen to exist; accounts are never deleted, so this never needs invalidating.
-        self.known_accounts: set[str] = set()
         self.group = GroupCommit(self.transaction)
 
     @classmethod

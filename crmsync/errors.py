@@ -20,6 +20,8 @@ class ApiError(Exception):
 
     status = 400
     code = "bad_request"
+    headers: Mapping[str, str] = {}  # sent with the error, e.g. Retry-After
+    close_connection = False  # True when the connection must not be reused after this answer
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
@@ -63,6 +65,23 @@ class UpstreamUnavailable(ApiError):
     status, code = 503, "crm_unavailable"
 
 
+class RequestTimeout(ApiError):
+    """The request body did not arrive in time; what is left of it is not waited for."""
+
+    status, code = 408, "request_timeout"
+    close_connection = True
+
+
+class TooManyAttempts(ApiError):
+    """Too many failed sign-ins for this email or from this address."""
+
+    status, code = 429, "too_many_attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Too many failed sign-ins; try again in {retry_after} seconds.")
+        self.headers = {"Retry-After": str(retry_after)}
+
+
 class ValidationFailed(ApiError):
     """422 with a reason per field."""
 
@@ -94,7 +113,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+        response = error_response(exc.status, exc.code, exc.message, **exc.extra)
+        response.headers.update(exc.headers)
+        if exc.close_connection:
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -105,7 +128,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                 response.headers[name] = exc.headers[name]
         return response
     except ConnectionError:
-        raise  # a client that hung up: aiohttp drops the request quietly
+        raise  # a client that hung up (one that cuts a body off is answered in bodies.py)
     except Exception:
         logger.exception("unhandled_error", extra={"method": request.method, "path": request.path})
         return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")

@@ -9,12 +9,13 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from .alerts import Alerter
-    from .cache import Cache
+    from .cache import Cache, RecentSet
     from .config import Config
     from .crm.client import CrmClient
     from .db import Database
     from .events import EventBus
     from .metrics import Metrics
+    from .signin_limit import SigninLimiter
     from .store.creates import GroupCreator
     from .store.meetings import MeetingStore
     from .sync.engine import SyncEngine
@@ -30,6 +31,9 @@ creator_key: web.AppKey[GroupCreator] = web.AppKey("creator")
 meetings_key: web.AppKey[MeetingStore] = web.AppKey("meetings")
 # Tokens already verified: their HMAC and claims are not checked again on every request.
 token_cache_key: web.AppKey[Cache[str, tuple[str, float]]] = web.AppKey("token_cache")
+# Accounts seen to exist lately; believed for Config.account_cache_ttl, so a deleted account's tokens stop soon.
+accounts_seen_key: web.AppKey[RecentSet[str]] = web.AppKey("accounts_seen")
+signin_limiter_key: web.AppKey[SigninLimiter] = web.AppKey("signin_limiter")
 events_key: web.AppKey[EventBus] = web.AppKey("events")
 metrics_key: web.AppKey[Metrics] = web.AppKey("metrics")
 # Open /events sockets, closed with "going away" when the server shuts down.

@@ -149,6 +149,20 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         """,
     ),
     (
+        4,
+        """
+        -- Failed sign-ins per key (a hashed email or client address) and time slice, shared by every replica.
+        -- bucket is the slice's start in Unix milliseconds; a row older than the window is pruned.
+        CREATE TABLE signin_failures (
+            key TEXT NOT NULL,
+            bucket INTEGER NOT NULL,
+            failures INTEGER NOT NULL,
+            PRIMARY KEY (key, bucket)
+        ) WITHOUT ROWID;
+        CREATE INDEX signin_failures_bucket ON signin_failures (bucket);
+        """,
+    ),
+    (
         5,
         """
         -- Values we sent to the CRM whose outcome we never learned (a lost reply): {field: [values]}.

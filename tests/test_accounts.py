@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
 from aiohttp.test_utils import TestClient
 
+from crmsync.app import create_app
+from crmsync.config import Config
+from crmsync.keys import db_key
+from crmsync.store import accounts
+
 from .conftest import JWT_SECRET, PASSWORD, sign_up
+from .polling import eventually
 
 
 async def test_sign_up_returns_a_working_token(backend: TestClient) -> None:
@@ -124,3 +132,26 @@ async def test_every_users_route_needs_a_token(backend: TestClient) -> None:
     for method, path in routes:
         resp = await backend.request(method, path, json={})
         assert resp.status == 401, (method, path)
+
+
+async def test_a_deleted_accounts_token_stops_working_within_the_cache_age(
+    aiohttp_client: Callable[..., Awaitable[TestClient]], make_config: Callable[..., Config]
+) -> None:
+    client = await aiohttp_client(create_app(make_config(account_cache_ttl=0.2)))
+    auth = await sign_up(client, "leaver@example.com")
+    other = await sign_up(client, "stayer@example.com")
+    # Both tokens were verified and their accounts seen to exist, so both are cached now.
+    assert (await client.get("/users", headers=auth)).status == 200
+    assert (await client.get("/users", headers=other)).status == 200
+    account_id = jwt.decode(auth["Authorization"].split()[1], JWT_SECRET, algorithms=["HS256"], issuer="crmsync")["sub"]
+    started = time.monotonic()
+    assert await accounts.delete(client.app[db_key], account_id)
+
+    async def refused() -> bool:
+        resp = await client.get("/users", headers=auth)
+        return resp.status == 401 and (await resp.json())["error"] == "unauthorized"
+
+    await eventually(refused, timeout=3)
+    assert time.monotonic() - started < 0.2 + 1.0
+    assert (await client.get("/users", headers=other)).status == 200
+    assert not await accounts.delete(client.app[db_key], account_id)  # already gone

@@ -189,7 +189,7 @@ async def test_authenticate_survives_hostile_bodies(
     caplog.clear()
     ans = await answer(await backend.post("/authenticate", data=body, headers=headers(content_type)))
     reply = check_answer(ans, body)
-    assert ans.status in (200, 400, 401, 413, 422), ans
+    assert ans.status in (200, 400, 401, 413, 422, 429), ans  # 429 once the wrong guesses reach the limit
     if ans.status == 200:
         assert set(reply) == {"auth_token", "expires_at"}
     assert_no_tracebacks(caplog)

@@ -7,10 +7,11 @@ from aiohttp import web
 
 from ..auth import public
 from ..errors import InvalidCredentials, ValidationFailed
-from ..keys import config_key, db_key
+from ..keys import config_key, db_key, signin_limiter_key
 from ..passwords import hash_password, verify_password
 from ..render import json_response
 from ..store import accounts
+from ..store.accounts import Account
 from ..timeutil import isoformat
 from ..tokens import issue_token
 from ..validation import normalise_email, read_json_object, structure
@@ -63,8 +64,16 @@ async def authenticate(request: web.Request) -> web.Response:
     """Exchange email and password for a token; never says which of the two was wrong."""
     form = structure(await read_json_object(request), SignIn)
     email, _ = normalise_email(form.email)
-    account = await accounts.by_email(request.app[db_key], email) if email else None
-    if not await verify_password(form.password[:MAX_PASSWORD], account.password_hash if account else None):
+    db = request.app[db_key]
+
+    async def attempt() -> Account | None:
+        account = await accounts.by_email(db, email) if email else None
+        ok = await verify_password(form.password[:MAX_PASSWORD], account.password_hash if account else None)
+        return account if ok else None
+
+    # An email that cannot be valid is counted too, so the limit says nothing about which emails exist.
+    limit_key = email or form.email.strip().lower()
+    account = await request.app[signin_limiter_key].guard(db, limit_key, request.remote or "unknown", attempt)
+    if account is None:
         raise InvalidCredentials("The email or password is not right.")
-    assert account is not None
     return json_response(_token_body(request, account.id))

@@ -8,7 +8,7 @@ import uuid
 import attrs
 
 from ..db import Database, fetch_one
-from ..errors import DuplicateEmail
+from ..errors import Conflict, DuplicateEmail
 from ..timeutil import now_iso
 
 
@@ -33,7 +33,6 @@ async def create(db: Database, email: str, password_hash: str) -> Account:
             )
     except sqlite3.IntegrityError:
         raise DuplicateEmail("An account with this email already exists.") from None
-    db.known_accounts.add(account.id)
     return account
 
 
@@ -44,10 +43,15 @@ async def by_email(db: Database, email: str) -> Account | None:
 
 
 async def exists(db: Database, account_id: str) -> bool:
-    """True when the account exists; accounts are never deleted, so a hit is cached for good."""
-    if account_id in db.known_accounts:
-        return True
-    found = await fetch_one(db.reader, "SELECT 1 FROM accounts WHERE id = ?", (account_id,)) is not None
-    if found:
-        db.known_accounts.add(account_id)
-    return found
+    """True when the account exists."""
+    return await fetch_one(db.reader, "SELECT 1 FROM accounts WHERE id = ?", (account_id,)) is not None
+
+
+async def delete(db: Database, account_id: str) -> bool:
+    """Remove an account that owns no meetings; True when there was one to remove."""
+    try:
+        async with db.transaction() as conn:
+            cursor = await conn.execute("DELETE FROM accounts WHERE id = ?", (account_id,))
+    except sqlite3.IntegrityError:
+        raise Conflict("The account still owns meetings.") from None
+    return cursor.rowcount > 0
