@@ -46,6 +46,8 @@ class Config:
     log_level: str = "INFO"
     reconcile_interval: float = 300.0
     job_retries: int = 5
+    # Seconds a stored webhook event (payload included) is kept; 0 keeps them forever.
+    webhook_retention: float = 30 * 86400.0
     smtp: SmtpConfig | None = None
     # Tuning knobs that tests shorten; not read from the environment.
     crm_attempts: int = 3
@@ -56,6 +58,7 @@ class Config:
     token_ttl: float = 24 * 3600.0
     shutdown_timeout: float = 10.0
     meeting_cache_size: int = 10_000
+    webhook_prune_interval: float = 3600.0
 
     @property
     def webhook_keys(self) -> list[bytes]:
@@ -97,6 +100,7 @@ class Config:
             log_level=reader.choice("CRMSYNC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             reconcile_interval=reader.number("CRMSYNC_RECONCILE_INTERVAL", 300.0, low=0),
             job_retries=reader.integer("CRMSYNC_JOB_RETRIES", 5, low=0, high=100),
+            webhook_retention=reader.number("CRMSYNC_WEBHOOK_RETENTION_DAYS", 30.0, low=0, high=36500) * 86400,
             smtp=smtp,
         )
 
@@ -142,7 +146,7 @@ class _Reader:
             raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
         return value
 
-    def number(self, name: str, default: float, low: float) -> float:
+    def number(self, name: str, default: float, low: float, high: float = float("inf")) -> float:
         raw = self.text(name, str(default))
         try:
             value = float(raw)
@@ -150,6 +154,8 @@ class _Reader:
             raise ConfigError(f"{name} must be a number, got {raw!r}") from None
         if not value >= low:
             raise ConfigError(f"{name} must be at least {low}, got {raw}")
+        if value > high:
+            raise ConfigError(f"{name} must be at most {high}, got {raw}")
         return value
 
     def choice(self, name: str, default: str, options: tuple[str, ...]) -> str:

@@ -148,4 +148,11 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        4,
+        """
+        -- The retention prune deletes the oldest events first; without this each batch scans the table.
+        CREATE INDEX webhook_events_received ON webhook_events (received_at);
+        """,
+    ),
 )
