@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # crmsync: one entry point for a fresh machine.
-#   ./run.sh          install if needed, then run the mock CRM (:8081) and the backend (:8080)
+#   ./run.sh          install if needed, then run the mock CRM (:8081) and the backend (:8080);
+#                     if either fails to start or stops, the other is stopped too and the exit is non-zero
 #   ./run.sh test     install the test extras and run the whole test suite
 #   ./run.sh bench    run the benchmark harness (scripts/bench.py)
 set -euo pipefail
@@ -21,21 +22,28 @@ find_python() {
   exit 1
 }
 
+# True when a stamp exists and pyproject.toml has not changed since it was made.
+installed() {
+  [ -f "$1" ] && [ ! pyproject.toml -nt "$1" ]
+}
+
 # Install the project (and extras) into .venv; skipped when pyproject.toml has not changed since.
 install() {
   local extras="$1" stamp="$VENV/.installed-$1"
   if [ ! -x "$PY" ]; then
     "$(find_python)" -m venv "$VENV"
   fi
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    "$PY" -m pip install --quiet --upgrade pip
-    if [ "$extras" = "base" ]; then
-      "$PY" -m pip install --quiet -e .
-    else
-      "$PY" -m pip install --quiet -e ".[$extras]"
-    fi
-    touch "$stamp"
+  # The test extras include the project itself: after ./run.sh test, ./run.sh has nothing to install.
+  if installed "$stamp" || { [ "$extras" = base ] && installed "$VENV/.installed-test"; }; then
+    return 0
   fi
+  "$PY" -m pip install --quiet --upgrade pip
+  if [ "$extras" = "base" ]; then
+    "$PY" -m pip install --quiet -e .
+  else
+    "$PY" -m pip install --quiet -e ".[$extras]"
+  fi
+  touch "$stamp"
 }
 
 # Development secrets, generated once, readable by this user only, shared by both processes.
@@ -62,16 +70,84 @@ PYEOF
   set +a
 }
 
-wait_for() {
-  local url="$1" name="$2"
-  for _ in $(seq 1 100); do
-    if "$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)" "$url" 2>/dev/null; then
+# The apps serve started (pid, name, log file), in start order. Global, not local to serve: the EXIT trap runs after serve returns.
+APP_PIDS=()
+APP_NAMES=()
+APP_LOGS=()
+
+fail() {
+  echo "run.sh: $*" >&2
+  exit 1
+}
+
+# Stop every app still running: SIGTERM (a graceful stop), then SIGKILL for one still there after 20 s.
+stop_apps() {
+  trap - INT TERM EXIT
+  local pid waited=0
+  for pid in ${APP_PIDS[@]+"${APP_PIDS[@]}"}; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in ${APP_PIDS[@]+"${APP_PIDS[@]}"}; do
+    while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt 200 ]; do
+      sleep 0.1
+      waited=$((waited + 1))
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ ${#APP_PIDS[@]} -gt 0 ]; then echo "run.sh: stopped"; fi
+}
+
+# A reaped app's pid may be reused by another process: it must never get the stop signal.
+forget_app() {
+  local i
+  for i in "${!APP_PIDS[@]}"; do
+    if [ "${APP_PIDS[$i]}" = "$1" ]; then unset 'APP_PIDS[i]'; fi
+  done
+}
+
+# True when nothing listens on host:port, tested the way the apps bind (SO_REUSEADDR, as aiohttp does).
+port_free() {
+  "$PY" - "$1" "$2" 2>/dev/null <<'PYEOF'
+import socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+for family, kind, proto, _, address in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM):
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind(address)
+PYEOF
+}
+
+# Start one app in its own session and wait until it answers /healthz. The port was free just before
+# and the app is still running when the answer comes, so the answer is this app's, not another's.
+start_app() {
+  local name="$1" module="$2" host="$3" port="$4" port_var="$5" log="$6" pid status deadline
+  if ! port_free "$host" "$port"; then
+    fail "$name cannot start: $host:$port is already in use (another ./run.sh?); stop it or set $port_var"
+  fi
+  # Its own session: a Ctrl-C reaches only this script, which then stops each app exactly once
+  # (a second signal in the middle of a graceful shutdown would cut it short).
+  setsid "$PY" -m "$module" &
+  pid=$!
+  APP_PIDS+=("$pid")
+  APP_NAMES+=("$name")
+  APP_LOGS+=("$log")
+  deadline=$((SECONDS + 30))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      status=0
+      wait "$pid" || status=$?
+      forget_app "$pid"
+      fail "$name failed to start (exit status $status); see its messages above and $log"
+    fi
+    if "$PY" -c "import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=1)" \
+      "http://$host:$port/healthz" 2>/dev/null && kill -0 "$pid" 2>/dev/null; then
+      echo "run.sh: $name is up on http://$host:$port (pid $pid, logs in $log)"
       return 0
     fi
     sleep 0.1
   done
-  echo "run.sh: $name did not come up at $url; see logs/" >&2
-  return 1
+  fail "$name did not answer on http://$host:$port/healthz within 30 s; see $log"
 }
 
 serve() {
@@ -80,24 +156,26 @@ serve() {
   dev_env
   export CRMSYNC_LOG_FILE="${CRMSYNC_LOG_FILE:-logs/crmsync.log}"
   export MOCK_CRM_LOG_FILE="${MOCK_CRM_LOG_FILE:-logs/mock_crm.log}"
-  local pids=()
-  stop() {
-    trap - INT TERM EXIT
-    if [ ${#pids[@]} -gt 0 ]; then kill -TERM "${pids[@]}" 2>/dev/null || true; fi
-    wait 2>/dev/null || true
-    echo "run.sh: stopped"
-  }
-  trap stop INT TERM EXIT
-  # Each app gets its own session, so a Ctrl-C reaches only this script, which then stops each app
-  # exactly once (a second signal in the middle of a graceful shutdown would cut it short).
-  setsid "$PY" -m mock_crm &
-  pids+=($!)
-  wait_for "http://${MOCK_CRM_HOST:-127.0.0.1}:${MOCK_CRM_PORT:-8081}/healthz" "the mock CRM"
-  setsid "$PY" -m crmsync &
-  pids+=($!)
-  wait_for "http://${CRMSYNC_HOST:-127.0.0.1}:${CRMSYNC_PORT:-8080}/healthz" "crmsync"
-  echo "run.sh: crmsync on http://${CRMSYNC_HOST:-127.0.0.1}:${CRMSYNC_PORT:-8080}, mock CRM on :${MOCK_CRM_PORT:-8081}; Ctrl-C stops both"
-  wait -n "${pids[@]}" || true
+  local host="${CRMSYNC_HOST:-127.0.0.1}" port="${CRMSYNC_PORT:-8080}"
+  local crm_host="${MOCK_CRM_HOST:-127.0.0.1}" crm_port="${MOCK_CRM_PORT:-8081}"
+  # Each app finds the other on the ports used here, unless told otherwise.
+  export CRMSYNC_CRM_URL="${CRMSYNC_CRM_URL:-http://$crm_host:$crm_port}"
+  export MOCK_CRM_WEBHOOK_URL="${MOCK_CRM_WEBHOOK_URL-http://$host:$port/webhook}"
+  # Whatever ends this script (a failed start, an app that died, Ctrl-C, an error) stops both apps.
+  trap stop_apps EXIT
+  trap 'stop_apps; exit 0' INT TERM
+  start_app "the mock CRM" mock_crm "$crm_host" "$crm_port" MOCK_CRM_PORT "$MOCK_CRM_LOG_FILE"
+  start_app crmsync crmsync "$host" "$port" CRMSYNC_PORT "$CRMSYNC_LOG_FILE"
+  echo "run.sh: crmsync on http://$host:$port, mock CRM on :$crm_port; Ctrl-C stops both"
+  local status=0 i
+  wait -n "${APP_PIDS[@]}" || status=$?
+  for i in "${!APP_PIDS[@]}"; do
+    if ! kill -0 "${APP_PIDS[$i]}" 2>/dev/null; then
+      forget_app "${APP_PIDS[$i]}"
+      fail "${APP_NAMES[$i]} stopped on its own (exit status $status); stopping the other app; see ${APP_LOGS[$i]}"
+    fi
+  done
+  fail "an app stopped on its own (exit status $status); see logs/"
 }
 
 # The dashboard's browser tests drive Debian's chromium: install it when we can (root with apt-get).

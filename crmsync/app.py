@@ -37,6 +37,7 @@ from .keys import (
     token_cache_key,
 )  # fmt: skip
 from .metrics import Metrics
+from .retention import retention_context
 from .signin_limit import SigninLimiter
 from .store.creates import GroupCreator
 from .store.jobs import USER_PUSH, USER_RECONCILE
@@ -65,7 +66,7 @@ def create_app(config: Config) -> web.Application:
     app[metrics_key] = Metrics()
     app[sockets_key] = weakref.WeakSet()
     app.on_shutdown.append(close_sockets)
-    app.cleanup_ctx.extend([_database, _http, _engine, sweeper_context])
+    app.cleanup_ctx.extend([_database, retention_context, _http, _engine, sweeper_context])
     app.router.add_post("/accounts", accounts.sign_up)
     app.router.add_post("/authenticate", accounts.authenticate)
     app.router.add_get("/", pages.dashboard)

@@ -49,6 +49,8 @@ class Config:
     signin_max_failures: int = 10
     signin_window: float = 900.0
     body_timeout: float = 30.0
+    # Seconds a stored webhook event (payload included) is kept; 0 keeps them forever.
+    webhook_retention: float = 30 * 86400.0
     smtp: SmtpConfig | None = None
     # Tuning knobs that tests shorten; not read from the environment.
     crm_attempts: int = 3
@@ -61,6 +63,7 @@ class Config:
     meeting_cache_size: int = 10_000
     # How long an account seen to exist is believed without asking the database again.
     account_cache_ttl: float = 30.0
+    webhook_prune_interval: float = 3600.0
 
     @property
     def webhook_keys(self) -> list[bytes]:
@@ -105,6 +108,7 @@ class Config:
             signin_max_failures=reader.integer("CRMSYNC_SIGNIN_MAX_FAILURES", 10, low=0, high=1_000_000),
             signin_window=reader.number("CRMSYNC_SIGNIN_WINDOW", 900.0, low=1),
             body_timeout=reader.number("CRMSYNC_BODY_TIMEOUT", 30.0, low=0),
+            webhook_retention=reader.number("CRMSYNC_WEBHOOK_RETENTION_DAYS", 30.0, low=0, high=36500) * 86400,
             smtp=smtp,
         )
 
@@ -150,7 +154,7 @@ class _Reader:
             raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
         return value
 
-    def number(self, name: str, default: float, low: float) -> float:
+    def number(self, name: str, default: float, low: float, high: float = float("inf")) -> float:
         raw = self.text(name, str(default))
         try:
             value = float(raw)
@@ -158,6 +162,8 @@ class _Reader:
             raise ConfigError(f"{name} must be a number, got {raw!r}") from None
         if not value >= low:
             raise ConfigError(f"{name} must be at least {low}, got {raw}")
+        if value > high:
+            raise ConfigError(f"{name} must be at most {high}, got {raw}")
         return value
 
     def choice(self, name: str, default: str, options: tuple[str, ...]) -> str:

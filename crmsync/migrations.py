@@ -179,4 +179,11 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX users_synced_email ON users (synced_email) WHERE synced_email IS NOT NULL;
         """,
     ),
+    (
+        6,
+        """
+        -- The retention prune deletes the oldest events first; without this each batch scans the table.
+        CREATE INDEX webhook_events_received ON webhook_events (received_at);
+        """,
+    ),
 )
