@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import sqlite3
 import sys
 
 from aiohttp import web
@@ -13,6 +12,8 @@ from aiohttp import web
 from .app import create_app
 from .config import Config, ConfigError
 from .logs import setup_logging
+from .store.engines import parse_database_url
+from .store.errors import StoreError
 
 logger = logging.getLogger("crmsync")
 
@@ -40,12 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     host = args.host or config.host
     port = args.port if args.port is not None else config.port
     smtp_password = config.smtp.password if config.smtp and config.smtp.password else ""
-    secrets = (config.crm_client_secret, config.jwt_secret, *config.webhook_secrets, smtp_password)
+    database = parse_database_url(config.database_url)
+    secrets = (config.crm_client_secret, config.jwt_secret, *config.webhook_secrets, smtp_password, database.password)
     setup_logging(config.log_level, config.log_file, secrets)
-    logger.info("crmsync_starting", extra={"host": host, "port": port, "db": str(config.db_path)})
+    logger.info("crmsync_starting", extra={"host": host, "port": port, "db": database.safe()})
     try:
         web.run_app(create_app(config), host=host, port=port, print=None, access_log=None, loop=_event_loop())
-    except (OSError, sqlite3.Error) as exc:
+    except StoreError as exc:
+        print(f"crmsync: cannot start: CRMSYNC_DATABASE_URL ({database.safe()}): {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
         print(f"crmsync: cannot start: {exc}", file=sys.stderr)
         return 1
     logger.info("crmsync_stopped")

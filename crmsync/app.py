@@ -18,7 +18,6 @@ from .cache import Cache, RecentSet
 from .config import Config
 from .crm.client import CrmClient
 from .crm.retry import attempt_tracer
-from .db import Database
 from .errors import error_middleware
 from .events import EventBus
 from .keys import (
@@ -39,7 +38,8 @@ from .keys import (
 from .metrics import Metrics
 from .retention import retention_context
 from .signin_limit import SigninLimiter
-from .store.creates import GroupCreator
+from .store.creates import UserCreator
+from .store.engines import open_database, parse_database_url
 from .store.jobs import USER_PUSH, USER_RECONCILE
 from .store.meeting_runs import STAGE_JOBS
 from .store.meetings import MeetingStore
@@ -99,13 +99,13 @@ def create_app(config: Config) -> web.Application:
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:
-    db = await Database.open(app[config_key].db_path)
+    config = app[config_key]
+    db = await open_database(parse_database_url(config.database_url), config.db_pool)
     app[db_key] = db
     app[meetings_key] = MeetingStore(db, app[config_key].meeting_cache_size)
-    creator = app[creator_key] = GroupCreator(db)
-    creator.start()
+    creator = app[creator_key] = UserCreator(db)
     yield
-    await creator.stop()
+    await creator.close()
     await db.close()
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import attrs
 
 from .signatures import decode_secret
+from .store.engines import SQLITE_PREFIX, parse_database_url
 
 
 class ConfigError(Exception):
@@ -37,7 +38,9 @@ class Config:
     webhook_secrets: tuple[str, ...] = attrs.field(repr=False)
     host: str = "127.0.0.1"
     port: int = 8080
-    db_path: Path = Path("data/crmsync.db")
+    # sqlite:///relative/path, sqlite:////absolute/path, or postgresql://user:password@host:port/dbname
+    database_url: str = attrs.field(default="sqlite:///data/crmsync.db", repr=False)
+    db_pool: int = 10
     crm_url: str = "http://127.0.0.1:8081"
     crm_client_id: str = "crmsync"
     workers: int = 8
@@ -92,7 +95,8 @@ class Config:
         return cls(
             host=reader.text("CRMSYNC_HOST", "127.0.0.1"),
             port=reader.integer("CRMSYNC_PORT", 8080, low=0, high=65535),
-            db_path=Path(reader.text("CRMSYNC_DB", "data/crmsync.db")),
+            database_url=reader.database_url(),
+            db_pool=reader.integer("CRMSYNC_DB_POOL", 10, low=1, high=1000),
             crm_url=reader.url("CRMSYNC_CRM_URL", "http://127.0.0.1:8081"),
             crm_client_id=reader.text("CRMSYNC_CRM_CLIENT_ID", "crmsync"),
             crm_client_secret=reader.secret("CRMSYNC_CRM_CLIENT_SECRET"),
@@ -171,6 +175,18 @@ class _Reader:
         if value not in options:
             raise ConfigError(f"{name} must be one of {', '.join(options)}, got {value!r}")
         return value
+
+    def database_url(self) -> str:
+        """CRMSYNC_DATABASE_URL, else CRMSYNC_DB as a SQLite path; checked, never echoed (it may hold a password)."""
+        url = self.text("CRMSYNC_DATABASE_URL", "")
+        name = "CRMSYNC_DATABASE_URL"
+        if not url:
+            name, url = "CRMSYNC_DB", SQLITE_PREFIX + self.text("CRMSYNC_DB", "data/crmsync.db")
+        try:
+            parse_database_url(url)
+        except ValueError as exc:
+            raise ConfigError(f"{name} is not usable: {exc}") from None
+        return url
 
     def url(self, name: str, default: str) -> str:
         value = self.text(name, default).rstrip("/")

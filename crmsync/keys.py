@@ -12,11 +12,11 @@ if TYPE_CHECKING:
     from .cache import Cache, RecentSet
     from .config import Config
     from .crm.client import CrmClient
-    from .db import Database
     from .events import EventBus
     from .metrics import Metrics
     from .signin_limit import SigninLimiter
-    from .store.creates import GroupCreator
+    from .store.creates import UserCreator
+    from .store.database import Database
     from .store.meetings import MeetingStore
     from .sync.engine import SyncEngine
     from .sync.reconcile import Sweeper
@@ -27,7 +27,7 @@ crm_key: web.AppKey[CrmClient] = web.AppKey("crm")
 engine_key: web.AppKey[SyncEngine] = web.AppKey("engine")
 alerter_key: web.AppKey[Alerter] = web.AppKey("alerter")
 sweeper_key: web.AppKey[Sweeper] = web.AppKey("sweeper")
-creator_key: web.AppKey[GroupCreator] = web.AppKey("creator")
+creator_key: web.AppKey[UserCreator] = web.AppKey("creator")
 meetings_key: web.AppKey[MeetingStore] = web.AppKey("meetings")
 # Tokens already verified: their HMAC and claims are not checked again on every request.
 token_cache_key: web.AppKey[Cache[str, tuple[str, float]]] = web.AppKey("token_cache")

@@ -5,15 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from aiohttp import web
 
-from .db import Database
 from .keys import config_key, db_key
 from .store import webhook_events
+from .store.database import Database
+from .store.errors import StoreError
 from .timeutil import isoformat, utcnow
 
 logger = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ async def prune_forever(db: Database, retention: float, interval: float) -> None
         delay = interval
         try:
             await prune_once(db, retention)
-        except (sqlite3.Error, OSError) as exc:
+        except StoreError as exc:
             logger.warning("webhook_prune_failed", extra={"error": f"{type(exc).__name__}: {exc}"})
         except Exception:  # a bug must not end retention for the life of the process
             logger.exception("webhook_prune_crashed")

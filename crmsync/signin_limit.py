@@ -11,9 +11,9 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
-from .db import Database
 from .errors import TooManyAttempts
 from .store import signin_failures
+from .store.database import Database
 
 logger = logging.getLogger(__name__)
 

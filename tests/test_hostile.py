@@ -10,15 +10,12 @@ parser answers in plain text before the app runs (test_over_long_path_is_json).
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import re
-import sqlite3
 import time
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -28,7 +25,8 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
-from crmsync.keys import config_key
+from crmsync.keys import db_key
+from crmsync.store.database import Database
 
 from .conftest import JOHN, JWT_SECRET, PASSWORD, WEBHOOK_SECRET, eventually, sign_webhook, wait_status
 from .fuzz_strategies import (
@@ -105,23 +103,22 @@ any_content_type = st.one_of(st.none(), st.just("application/json"), content_typ
 
 
 @pytest.fixture
-def db_path(backend: TestClient) -> Path:
-    """The backend's SQLite file."""
-    return backend.app[config_key].db_path
+def db(backend: TestClient) -> Database:
+    """The backend's database (either engine), read as committed."""
+    return backend.app[db_key]
 
 
-def query(db_path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Run one read on a fresh connection (the app keeps its own)."""
-    with contextlib.closing(sqlite3.connect(db_path)) as conn:
-        return conn.execute(sql, params).fetchall()
+async def query(db: Database, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """Run one read outside the app's transactions."""
+    return [tuple(row) for row in await db.fetch(sql, *args)]
 
 
-def count(db_path: Path, table: str) -> int:
-    return query(db_path, f"SELECT COUNT(*) FROM {table}")[0][0]  # noqa: S608 (a fixed table name)
+async def count(db: Database, table: str) -> int:
+    return (await query(db, f"SELECT COUNT(*) FROM {table}"))[0][0]  # noqa: S608 (a fixed table name)
 
 
-def contact(db_path: Path, user_id: str) -> dict[str, str]:
-    row = query(db_path, "SELECT name, email, phone FROM users WHERE id = ?", (user_id,))[0]
+async def contact(db: Database, user_id: str) -> dict[str, str]:
+    row = (await query(db, "SELECT name, email, phone FROM users WHERE id = $1", user_id))[0]
     return dict(zip(("name", "email", "phone"), row, strict=True))
 
 
@@ -138,16 +135,20 @@ def contact_problems(name: Any, email: Any, phone: Any) -> list[str]:
     return problems
 
 
-def assert_consistent(db_path: Path) -> None:
+async def assert_consistent(db: Database) -> None:
     """Every user has its outbox job and valid fields: no write stopped half-way."""
-    orphans = query(db_path, "SELECT u.id FROM users u LEFT JOIN sync_jobs j ON j.entity_id = u.id WHERE j.id IS NULL")
+    orphans = await query(db, "SELECT u.id FROM users u LEFT JOIN sync_jobs j ON j.entity_id = u.id WHERE j.id IS NULL")
     assert orphans == [], f"users without a sync job: {orphans}"
     bad = {
         row[0]: p
-        for row in query(db_path, "SELECT id, name, email, phone FROM users")
+        for row in await query(db, "SELECT id, name, email, phone FROM users")
         if (p := contact_problems(*row[1:]))
     }
     assert bad == {}, f"stored users with invalid fields: {bad}"
+
+
+async def _idle(db: Database) -> bool:
+    return not await query(db, "SELECT 1 FROM sync_jobs WHERE state = 'queued' LIMIT 1")
 
 
 def assert_no_tracebacks(caplog: pytest.LogCaptureFixture) -> None:
@@ -170,14 +171,14 @@ async def john(backend: TestClient, auth: dict[str, str]) -> dict[str, Any]:
 @FUZZ
 @given(body=bodies(SIGN_UP), content_type=any_content_type)
 async def test_sign_up_survives_hostile_bodies(
-    backend: TestClient, db_path: Path, caplog: pytest.LogCaptureFixture, body: bytes, content_type: str | None
+    backend: TestClient, db: Database, caplog: pytest.LogCaptureFixture, body: bytes, content_type: str | None
 ) -> None:
     caplog.clear()
-    before = count(db_path, "accounts")
+    before = await count(db, "accounts")
     ans = await answer(await backend.post("/accounts", data=body, headers=headers(content_type)))
     check_answer(ans, body)
     assert ans.status in (201, 400, 409, 413, 422), ans
-    assert count(db_path, "accounts") == before + (ans.status == 201)
+    assert await count(db, "accounts") == before + (ans.status == 201)
     assert_no_tracebacks(caplog)
 
 
@@ -203,22 +204,22 @@ async def test_authenticate_survives_hostile_bodies(
 async def test_create_user_survives_hostile_bodies(
     backend: TestClient,
     auth: dict[str, str],
-    db_path: Path,
+    db: Database,
     caplog: pytest.LogCaptureFixture,
     body: bytes,
     content_type: str | None,
     key: str | None,
 ) -> None:
     caplog.clear()
-    before = count(db_path, "users")
+    before = await count(db, "users")
     resp = await backend.post("/users", data=body, headers={**auth, **headers(content_type, key)})
     ans = await answer(resp)
     reply = check_answer(ans, body)
     assert ans.status in (201, 400, 409, 413, 422), ans
-    assert count(db_path, "users") == before + (ans.status == 201)
+    assert await count(db, "users") == before + (ans.status == 201)
     if ans.status == 201:
-        assert contact(db_path, reply["id"]) == {k: reply[k] for k in ("name", "email", "phone")}
-    assert_consistent(db_path)
+        assert await contact(db, reply["id"]) == {k: reply[k] for k in ("name", "email", "phone")}
+    await assert_consistent(db)
     assert_no_tracebacks(caplog)
 
 
@@ -292,7 +293,7 @@ async def test_user_routes_survive_hostile_ids(
     backend: TestClient,
     auth: dict[str, str],
     john: dict[str, Any],
-    db_path: Path,
+    db: Database,
     caplog: pytest.LogCaptureFixture,
     route: tuple[str, str],
     raw_id: str | int,
@@ -302,14 +303,14 @@ async def test_user_routes_survive_hostile_ids(
     method, pattern = route
     user_id = id_variants(john["id"])[raw_id] if isinstance(raw_id, int) else raw_id
     url = URL(pattern.format(quote_id(user_id)), encoded=True)
-    before = count(db_path, "users")
+    before = await count(db, "users")
     ans = await answer(
         await backend.request(method, url, data=body, headers={**auth, "Content-Type": "application/json"})
     )
     check_answer(ans, (method, url, body))
     assert ans.status in (200, 202, 400, 404, 405, 409, 413, 422, 503), ans
-    assert count(db_path, "users") == before
-    assert_consistent(db_path)
+    assert await count(db, "users") == before
+    await assert_consistent(db)
     assert_no_tracebacks(caplog)
 
 
@@ -323,7 +324,7 @@ async def test_rejected_edits_leave_the_user_unchanged(
     backend: TestClient,
     auth: dict[str, str],
     john: dict[str, Any],
-    db_path: Path,
+    db: Database,
     caplog: pytest.LogCaptureFixture,
     method: str,
     body: bytes,
@@ -341,7 +342,7 @@ async def test_rejected_edits_leave_the_user_unchanged(
         assert {k: after[k] for k in fields} == {k: reply[k] for k in fields}
     else:
         assert {k: after[k] for k in fields} == {k: before[k] for k in fields}
-    assert_consistent(db_path)
+    await assert_consistent(db)
     assert_no_tracebacks(caplog)
 
 
@@ -460,18 +461,18 @@ def unsigned(draw: st.DrawFn) -> tuple[bytes, dict[str, str]]:
 async def test_unsigned_webhooks_are_401(
     backend: TestClient,
     john: dict[str, Any],
-    db_path: Path,
+    db: Database,
     caplog: pytest.LogCaptureFixture,
     attempt: tuple[bytes, dict[str, str]],
 ) -> None:
     caplog.clear()
     body, sent = attempt
-    events = count(db_path, "webhook_events")
+    events = await count(db, "webhook_events")
     ans = await answer(await backend.post("/webhook", data=body, headers=sent))
     check_answer(ans, attempt)
     assert ans.status == 401, (attempt, ans)
-    assert count(db_path, "webhook_events") == events
-    assert contact(db_path, john["id"]) == {k: john[k] for k in ("name", "email", "phone")}
+    assert await count(db, "webhook_events") == events
+    assert await contact(db, john["id"]) == {k: john[k] for k in ("name", "email", "phone")}
     assert_no_tracebacks(caplog)
 
 
@@ -537,7 +538,7 @@ SIGNABLE = tuple(raw for raw in RAW_BODIES if raw not in DEEP)
 async def test_signed_hostile_webhooks_are_4xx_or_applied(
     backend: TestClient,
     john: dict[str, Any],
-    db_path: Path,
+    db: Database,
     caplog: pytest.LogCaptureFixture,
     payload: Any,
     encoding: str,
@@ -554,15 +555,15 @@ async def test_signed_hostile_webhooks_are_4xx_or_applied(
         body = dump(value, ensure_ascii=encoding == "ascii")
     # Earlier examples may have left work running (a push back of a value we normalise, or a read of
     # the CRM's record when our field times lie in the future): let it land first.
-    await eventually(lambda: not query(db_path, "SELECT 1 FROM sync_jobs WHERE state = 'queued' LIMIT 1"))
-    before = contact(db_path, john["id"])
+    await eventually(lambda: _idle(db))
+    before = await contact(db, john["id"])
     ans = await answer(await backend.post("/webhook", data=body, headers=sign_raw(WEBHOOK_SECRET, msg_id, body)))
     reply = check_answer(ans, body)
     assert ans.status in (200, 400, 404, 409, 413, 422), (body, ans)
-    after = contact(db_path, john["id"])
+    after = await contact(db, john["id"])
     if ans.status != 200 or reply["result"] != "applied":
         assert after == before, (body, ans)
-    assert_consistent(db_path)
+    await assert_consistent(db)
     assert_no_tracebacks(caplog)
 
 
@@ -655,10 +656,10 @@ WRITE_ROUTES = [
 
 
 async def test_every_raw_body_on_every_route(
-    backend: TestClient, auth: dict[str, str], john: dict[str, Any], db_path: Path, caplog: pytest.LogCaptureFixture
+    backend: TestClient, auth: dict[str, str], john: dict[str, Any], db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
     """The whole catalogue of hostile bodies, on every route, signed webhooks too: no luck involved."""
-    before, edited = contact(db_path, john["id"]), False
+    before, edited = await contact(db, john["id"]), False
     for raw in RAW_BODIES:
         for method, pattern in WRITE_ROUTES:
             path = pattern.format(id=john["id"])
@@ -673,8 +674,8 @@ async def test_every_raw_body_on_every_route(
             )
             check_answer(ans, ("/webhook", raw[:80]))
             assert ans.status in (400, 413, 422), (raw[:80], ans)
-    assert edited or contact(db_path, john["id"]) == before
-    assert_consistent(db_path)
+    assert edited or await contact(db, john["id"]) == before
+    await assert_consistent(db)
     assert_no_tracebacks(caplog)
 
 
@@ -695,7 +696,7 @@ async def test_out_of_range_webhook_timestamp_is_422(backend: TestClient, stamp:
 
 
 async def test_ancient_webhook_timestamp_does_not_outrank_later_changes(
-    backend: TestClient, john: dict[str, Any], db_path: Path
+    backend: TestClient, john: dict[str, Any], db: Database
 ) -> None:
     ancient = {"crm_id": john["crm_id"], "updated_fields": {"name": "Ancient"}, "timestamp": "0999-01-01T00:00:00Z"}
     body, sent = sign_webhook(ancient)
@@ -704,7 +705,7 @@ async def test_ancient_webhook_timestamp_does_not_outrank_later_changes(
     body, sent = sign_webhook(current)
     resp = await backend.post("/webhook", data=body, headers=sent)
     assert (await resp.json())["result"] == "applied"
-    assert contact(db_path, john["id"])["name"] == "Current"
+    assert (await contact(db, john["id"]))["name"] == "Current"
 
 
 # --- bugs the fuzzers found, kept as regression tests; the last is aiohttp's own (strict xfail) ------------

@@ -123,7 +123,9 @@ async def test_health_and_readiness(
     assert (await backend.get("/healthz")).status == 200
     ready = await backend.get("/readyz")
     assert ready.status == 200 and (await ready.json())["checks"] == {"database": "ok", "crm": "ok"}
-    nowhere = make_config(crm_url=f"http://127.0.0.1:{unused_tcp_port}", db_path=tmp_path / "other.db", crm_attempts=1)
+    nowhere = make_config(
+        crm_url=f"http://127.0.0.1:{unused_tcp_port}", database_url=f"sqlite:///{tmp_path / 'other.db'}", crm_attempts=1
+    )
     lonely = await aiohttp_client(create_app(nowhere))
     resp = await lonely.get("/readyz")
     body = await resp.json()

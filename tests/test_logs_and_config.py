@@ -16,9 +16,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from crmsync.app import create_app
 from crmsync.config import Config, ConfigError
-from crmsync.db import Database
 from crmsync.logs import JsonFormatter
-from crmsync.migrations import MIGRATIONS
+from crmsync.store.engines import open_database, parse_database_url
+from crmsync.store.migrations.sqlite import MIGRATIONS
 from mock_crm import keys as mock_keys
 
 from .conftest import (
@@ -80,7 +80,7 @@ def test_config_reads_the_environment() -> None:
            "CRMSYNC_WORKERS": "3", "CRMSYNC_LOG_LEVEL": "debug"}  # fmt: skip
     config = Config.from_env(env)
     assert (config.port, config.workers, config.log_level, len(config.webhook_secrets)) == (9000, 3, "DEBUG", 2)
-    assert config.db_path == Path("data/crmsync.db") and config.crm_url == "http://127.0.0.1:8081"
+    assert config.database_url == "sqlite:///data/crmsync.db" and config.crm_url == "http://127.0.0.1:8081"
     assert CLIENT_SECRET not in repr(config) and JWT_SECRET not in repr(config)
 
 
@@ -116,13 +116,11 @@ def test_a_missing_setting_stops_start_up_with_one_line(module: str, tmp_path: P
 
 
 async def test_migrations_are_versioned_and_idempotent(tmp_path: Path) -> None:
-    path = tmp_path / "twice.db"
+    url = parse_database_url(f"sqlite:///{tmp_path / 'twice.db'}")
     for _ in range(2):
-        db = await Database.open(path)
-        async with db.reader.execute("SELECT version FROM schema_version ORDER BY version") as cursor:
-            versions = [row[0] for row in await cursor.fetchall()]
-        async with db.reader.execute("PRAGMA journal_mode") as cursor:
-            mode = (await cursor.fetchone())[0]
+        db = await open_database(url)
+        versions = [row[0] for row in await db.fetch("SELECT version FROM schema_version ORDER BY version")]
+        mode = await db.fetchval("PRAGMA journal_mode")
         await db.close()
         assert versions == [version for version, _ in MIGRATIONS] and mode == "wal"
 
@@ -141,8 +139,7 @@ async def test_shutdown_lets_a_push_in_flight_finish(
     user_id = (await resp.json())["id"]
     await client.close()  # while the create is still waiting on the slow CRM
     assert len(crm_records(crm.app)) == 1
-    db = await Database.open(make_config().db_path)
-    async with db.reader.execute("SELECT sync_status, crm_id FROM users WHERE id = ?", (user_id,)) as cursor:
-        status, crm_id = await cursor.fetchone()
+    db = await open_database(parse_database_url(make_config().database_url))
+    status, crm_id = await db.fetchrow("SELECT sync_status, crm_id FROM users WHERE id = $1", user_id)
     await db.close()
     assert status == "synced" and crm_id in crm_records(crm.app)

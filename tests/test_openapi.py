@@ -145,7 +145,7 @@ def _app(tmp_path: Path) -> web.Application:
     """The backend as built, not started (the factory does no I/O)."""
     config = Config(
         crm_client_secret="unused", jwt_secret=JWT_SECRET, webhook_secrets=(WEBHOOK_SECRET,),
-        db_path=tmp_path / "unused.db",
+        database_url=f"sqlite:///{tmp_path / 'unused.db'}",
     )  # fmt: skip
     return create_app(config)
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import pytest
 from aiohttp import ClientResponse
@@ -14,6 +12,7 @@ from aiohttp.test_utils import TestClient
 from crmsync.app import create_app
 from crmsync.config import Config
 from crmsync.keys import db_key, signin_limiter_key
+from crmsync.store.database import Database
 
 from .conftest import CLIENT_SECRET, JWT_SECRET, PASSWORD, WEBHOOK_SECRET, sign_up
 from .polling import eventually
@@ -104,21 +103,20 @@ async def test_a_correct_sign_in_works_again_once_the_window_has_passed(
     await eventually(signed_in, timeout=5, interval=0.05)
 
 
-def failures_stored(db_path: Path) -> int:
-    """All failures the limiter has stored, read straight from the database file."""
-    with sqlite3.connect(db_path) as conn:
-        return conn.execute("SELECT COALESCE(SUM(failures), 0) FROM signin_failures").fetchone()[0]
+async def failures_stored(db: Database) -> int:
+    """All failures the limiter has stored, read from the database."""
+    return int(await db.fetchval("SELECT COALESCE(SUM(failures), 0) FROM signin_failures"))
 
 
-async def test_refused_attempts_write_nothing(backend: TestClient, make_config: Callable[..., Config]) -> None:
-    db_path = make_config().db_path
+async def test_refused_attempts_write_nothing(backend: TestClient) -> None:
+    db = backend.app[db_key]
     for _ in range(10):
         assert (await sign_in(backend, VICTIM, WRONG)).status == 401
-    stored = failures_stored(db_path)
+    stored = await failures_stored(db)
     assert stored == 20  # ten failures, each counted for the email and for the address
     for n in range(20):
         assert (await sign_in(backend, f"other{n}@example.com" if n % 2 else VICTIM, WRONG)).status == 429
-    assert failures_stored(db_path) == stored
+    assert await failures_stored(db) == stored
 
 
 async def test_concurrent_guesses_get_no_more_than_the_limit(backend: TestClient) -> None:

@@ -84,7 +84,7 @@ async def test_a_short_lived_token_is_refreshed_before_it_expires(
     tmp_path: Path,
 ) -> None:
     short = await aiohttp_server(create_mock_app(attrs.evolve(mock_config, token_ttl=1)))
-    config = make_config(crm_url=str(short.make_url("")).rstrip("/"), db_path=tmp_path / "short.db")
+    config = make_config(crm_url=str(short.make_url("")).rstrip("/"), database_url=f"sqlite:///{tmp_path / 'short.db'}")
     client = await aiohttp_client(create_app(config))
     auth = await sign_up(client)
     started = time.time()

@@ -8,10 +8,10 @@ from aiohttp import web
 
 from ..auth import public
 from ..crm.errors import CrmError
-from ..db import fetch_all
 from ..keys import crm_key, db_key, engine_key, metrics_key
 from ..metrics import CONTENT_TYPE
 from ..render import json_response
+from ..store import users
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +27,7 @@ async def readyz(request: web.Request) -> web.Response:
     """The database takes writes and the CRM hands out a token."""
     checks: dict[str, str] = {}
     try:
-        async with request.app[db_key].transaction() as conn:
-            await conn.execute("SELECT 1")
+        await request.app[db_key].check()
         checks["database"] = "ok"
     except Exception as exc:  # a probe reports any failure instead of raising it
         checks["database"] = f"failed: {type(exc).__name__}"
@@ -46,8 +45,7 @@ async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition; the gauges are read now, from the queue and the database."""
     registry = request.app[metrics_key]
     registry.queue_depth.set(request.app[engine_key].pool.depth)
-    rows = await fetch_all(request.app[db_key].reader, "SELECT sync_status, COUNT(*) FROM users GROUP BY sync_status")
-    counts = {status: 0 for status in ("pending", "synced", "failed")} | {row[0]: row[1] for row in rows}
+    counts = dict.fromkeys(("pending", "synced", "failed"), 0) | await users.count_by_status(request.app[db_key])
     for status, count in counts.items():
         registry.users.labels(status).set(count)
     return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE})

@@ -11,7 +11,7 @@ import aiohttp
 from aiohttp_retry import RetryClient
 from yarl import URL
 
-from ..store.attempts import Attempt
+from .attempts import Attempt
 from .errors import CrmDuplicate, CrmEmailTaken, CrmNotFound, CrmRejected, CrmStale, CrmUnavailable
 from .pacer import Pacer
 from .records import Record, batch_item, expect, record

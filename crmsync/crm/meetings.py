@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..store.attempts import Attempt
+from .attempts import Attempt
 from .client import CrmClient
 from .errors import CrmNotFound, CrmRejected
 from .records import expect

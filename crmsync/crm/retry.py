@@ -12,8 +12,8 @@ import aiohttp
 from aiohttp_retry import ExponentialRetry
 
 from ..metrics import Metrics
-from ..store.attempts import Attempt
 from ..timeutil import now_iso
+from .attempts import Attempt
 
 # Every 5xx is retried by retry_all_server_errors; a 429 is waited out by CrmClient.request instead,
 # so that waiting for the rate limit does not use up one of the attempts.

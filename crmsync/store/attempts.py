@@ -4,28 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import aiosqlite
-import attrs
+from ..crm.attempts import Attempt
+from .database import Connection
 
 
-@attrs.frozen
-class Attempt:
-    """One HTTP try against the CRM, as the history shows it."""
-
-    operation: str
-    started_at: str
-    finished_at: str
-    duration_ms: float
-    outcome: str
-    http_status: int | None = None
-    error: str | None = None
-
-
-async def record(conn: aiosqlite.Connection, user_id: str, first_number: int, tries: Sequence[Attempt]) -> None:
+async def record(conn: Connection, user_id: str, first_number: int, tries: Sequence[Attempt]) -> None:
     """Store a run's tries, numbered on from the user's previous attempts."""
+    if not tries:
+        return
     await conn.executemany(
         "INSERT INTO sync_attempts (user_id, attempt, operation, started_at, finished_at, duration_ms, outcome,"
-        " http_status, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " http_status, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         [
             (user_id, first_number + i, t.operation, t.started_at, t.finished_at, t.duration_ms, t.outcome,
              t.http_status, t.error)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Mapping
 
-import aiosqlite
 import attrs
 
-from ..db import fetch_one
 from ..errors import DuplicateEmail
 from ..merge import FIELDS, Merge, merge
 from ..timeutil import normalise_iso, now_iso
 from ..validation import normalise_contact
-from . import jobs
+from . import jobs, users
+from .database import Connection
+from .dialect import named
+from .errors import UniqueViolation
 from .users import User
 
 logger = logging.getLogger(__name__)
@@ -68,18 +68,11 @@ def record_change(record: Mapping[str, object], read_since: str) -> CrmChange:
 
 
 async def apply_crm_record(
-    conn: aiosqlite.Connection, user_id: str, change: CrmChange, origin: str, queue_push: bool = True
+    conn: Connection, user_id: str, change: CrmChange, origin: str, queue_push: bool = True
 ) -> Applied | None:
-    """Merge a record read from the CRM into the user as it is now (re-read inside the caller's transaction)."""
-    user = await user_by(conn, "id", user_id)
+    """Merge a record read from the CRM into the user as it is now (locked inside the caller's transaction)."""
+    user = await users.lock(conn, user_id)
     return None if user is None else await apply_crm_change(conn, user, change, origin, queue_push)
-
-
-async def user_by(conn: aiosqlite.Connection, column: str, value: str) -> User | None:
-    """The user with this id or crm_id, read inside the caller's transaction."""
-    sql = "SELECT * FROM users WHERE crm_id = ?" if column == "crm_id" else "SELECT * FROM users WHERE id = ?"
-    row = await fetch_one(conn, sql, (value,))
-    return User.from_row(row) if row else None
 
 
 def _authoritative(user: User, change: CrmChange) -> bool:
@@ -89,13 +82,14 @@ def _authoritative(user: User, change: CrmChange) -> bool:
 
 
 async def apply_crm_change(
-    conn: aiosqlite.Connection, user: User, change: CrmChange, origin: str, queue_push: bool = True
+    conn: Connection, user: User, change: CrmChange, origin: str, queue_push: bool = True
 ) -> Applied:
     """Merge CRM values into the user three ways; never queues a push of what the CRM sent.
 
     News (a webhook) is taken field by field only if newer than what we hold, so events that arrive
     out of order converge. A record read from the CRM is taken whole. A value we sent ourselves and
     never heard back about is recognised as our own write, not mistaken for a person's change.
+    The caller holds the user's row lock (users.lock), so `user` is the row as it is now.
     """
     times = user.crm_field_times()
     whole = _authoritative(user, change)
@@ -123,14 +117,14 @@ async def apply_crm_change(
         "touched": now if result.changed else user.updated_at,
         "id": user.id,
     }
-    try:
-        row = await fetch_one(conn, _APPLY, params)
-    except sqlite3.IntegrityError:
+    try:  # the caller's transaction (or savepoint) ends with this error: no savepoint of our own needed
+        row = await conn.fetchrow(*named(_APPLY, params))
+    except UniqueViolation:
         raise DuplicateEmail("The CRM's new email belongs to another local user.") from None
     if result.conflicts:
         await conn.executemany(
             "INSERT INTO conflicts (user_id, field, local_value, crm_value, base_value, origin, resolved_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
             [(user.id, c.field, c.local, c.crm, c.base, origin, now) for c in result.conflicts],
         )
     # Local-only changes the CRM has not seen yet still need their push; the CRM's own never do.

@@ -2,32 +2,44 @@
 
 from __future__ import annotations
 
-import json
+import heapq
 from typing import Any
 
-from ..db import Database, fetch_all
+from .database import Database
 
-_HISTORY = """
-SELECT 'sync_attempt' AS type, finished_at AS at, id AS seq,
-       json_object('attempt', attempt, 'operation', operation, 'started_at', started_at, 'finished_at', finished_at,
-                   'duration_ms', duration_ms, 'outcome', outcome, 'http_status', http_status, 'error', error) AS data
-  FROM sync_attempts WHERE user_id = :id
-UNION ALL
-SELECT 'webhook_event', received_at, rowid,
-       json_object('event_id', id, 'crm_id', crm_id, 'source', source, 'event_timestamp', event_timestamp,
-                   'result', result, 'detail', detail)
-  FROM webhook_events WHERE user_id = :id
-UNION ALL
-SELECT 'conflict', resolved_at, id,
-       json_object('field', field, 'local_value', local_value, 'crm_value', crm_value, 'base_value', base_value,
-                   'origin', origin, 'winner', 'crm')
-  FROM conflicts WHERE user_id = :id
-ORDER BY at DESC, seq DESC
-LIMIT :limit
-"""
+_ATTEMPTS = (
+    "SELECT id, attempt, operation, started_at, finished_at, duration_ms, outcome, http_status, error"
+    " FROM sync_attempts WHERE user_id = $1 ORDER BY finished_at DESC, id DESC LIMIT $2"
+)
+_WEBHOOKS = (
+    "SELECT id, crm_id, source, event_timestamp, received_at, result, detail FROM webhook_events"
+    " WHERE user_id = $1 ORDER BY received_at DESC, id DESC LIMIT $2"
+)
+_CONFLICTS = (
+    "SELECT id, field, local_value, crm_value, base_value, origin, resolved_at FROM conflicts"
+    " WHERE user_id = $1 ORDER BY resolved_at DESC, id DESC LIMIT $2"
+)
 
 
 async def history(db: Database, user_id: str, limit: int = 200) -> list[dict[str, Any]]:
     """Everything that happened to the user's sync, newest first."""
-    rows = await fetch_all(db.reader, _HISTORY, {"id": user_id, "limit": limit})
-    return [{"type": row["type"], "at": row["at"], **json.loads(row["data"])} for row in rows]
+    attempts = [
+        {"type": "sync_attempt", "at": r["finished_at"], "attempt": r["attempt"], "operation": r["operation"],
+         "started_at": r["started_at"], "finished_at": r["finished_at"], "duration_ms": r["duration_ms"],
+         "outcome": r["outcome"], "http_status": r["http_status"], "error": r["error"]}
+        for r in await db.fetch(_ATTEMPTS, user_id, limit)
+    ]  # fmt: skip
+    webhooks = [
+        {"type": "webhook_event", "at": r["received_at"], "event_id": r["id"], "crm_id": r["crm_id"],
+         "source": r["source"], "event_timestamp": r["event_timestamp"], "result": r["result"],
+         "detail": r["detail"]}
+        for r in await db.fetch(_WEBHOOKS, user_id, limit)
+    ]  # fmt: skip
+    conflicts = [
+        {"type": "conflict", "at": r["resolved_at"], "field": r["field"], "local_value": r["local_value"],
+         "crm_value": r["crm_value"], "base_value": r["base_value"], "origin": r["origin"], "winner": "crm"}
+        for r in await db.fetch(_CONFLICTS, user_id, limit)
+    ]  # fmt: skip
+    # Each list is newest first; a stable merge keeps that order where two moments are equal.
+    merged = heapq.merge(attempts, webhooks, conflicts, key=lambda item: item["at"], reverse=True)
+    return list(merged)[:limit]

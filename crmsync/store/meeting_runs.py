@@ -4,30 +4,36 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..db import fetch_one
 from ..timeutil import now_iso
 from . import jobs
 from .jobs import Job
-from .meetings import STAGES, Meeting, MeetingStore
+from .meetings import Meeting, MeetingStore
 
 STAGE_JOBS = ("meeting_contacts", "meeting_push", "meeting_associations")
+
+# Starting is a conditional update, so two requests (or replicas) at once start one run, not two.
+_START = (
+    "UPDATE meetings SET in_progress_sync_status = 1, contacts_started_at = $1, contacts_finished_at = NULL,"
+    " meeting_started_at = NULL, meeting_finished_at = NULL, associations_started_at = NULL,"
+    " associations_finished_at = NULL WHERE id = $2 AND in_progress_sync_status IS NULL RETURNING id"
+)
+# Finishing stage n ($1 now, $2 meeting id, $3 the CRM meeting id stage 2 created, if any).
+_FINISH = {
+    1: "UPDATE meetings SET contacts_finished_at = $1, in_progress_sync_status = 2, meeting_started_at = $1"
+    " WHERE id = $2 AND in_progress_sync_status = 1",
+    2: "UPDATE meetings SET meeting_finished_at = $1, in_progress_sync_status = 3, associations_started_at = $1,"
+    " crm_meeting_id = COALESCE($3, crm_meeting_id) WHERE id = $2 AND in_progress_sync_status = 2",
+    3: "UPDATE meetings SET associations_finished_at = $1, in_progress_sync_status = NULL, last_sync_success = TRUE,"
+    " last_sync_at = $1, last_sync_error = NULL WHERE id = $2 AND in_progress_sync_status = 3",
+}
 
 
 async def start(store: MeetingStore, meeting_id: str) -> tuple[Meeting, int | None]:
     """Start stage 1 unless a run is going on; return the meeting and the job to run (None if running)."""
     now = now_iso()
     async with store.db.transaction() as conn:
-        row = await fetch_one(conn, "SELECT in_progress_sync_status FROM meetings WHERE id = ?", (meeting_id,))
-        if row is None or row[0] is not None:
-            job_id = None
-        else:
-            resets = ", ".join(f"{stage}_{edge}_at = NULL" for stage in STAGES[1:] for edge in ("started", "finished"))
-            await conn.execute(
-                f"UPDATE meetings SET in_progress_sync_status = 1, contacts_started_at = ?,"  # noqa: S608
-                f" contacts_finished_at = NULL, {resets} WHERE id = ?",
-                (now, meeting_id),
-            )
-            job_id = await jobs.upsert(conn, STAGE_JOBS[0], meeting_id, now)
+        started = await conn.fetchrow(_START, now, meeting_id)
+        job_id = await jobs.upsert(conn, STAGE_JOBS[0], meeting_id, now) if started else None
     store.cache.invalidate(meeting_id)
     meeting = await store.get(meeting_id)
     assert meeting is not None
@@ -36,22 +42,15 @@ async def start(store: MeetingStore, meeting_id: str) -> tuple[Meeting, int | No
 
 async def advance(store: MeetingStore, job: Job, number: int, extra: dict[str, Any]) -> int | None:
     """Finish stage `number` (1-3) and queue the next one in the same transaction; return its job id."""
-    now, stage = now_iso(), STAGES[number - 1]
-    sets = [f"{stage}_finished_at = :now", *(f"{column} = :{column}" for column in extra)]
+    now = now_iso()
     next_job = None
     async with store.db.transaction() as conn:
         if not await jobs.finish(conn, job, now):
             return None  # a new run re-armed this stage meanwhile; it will run again
-        if number < len(STAGES):
-            sets += [f"in_progress_sync_status = {number + 1}", f"{STAGES[number]}_started_at = :now"]
+        args = (now, job.entity_id, extra.get("crm_meeting_id")) if number == 2 else (now, job.entity_id)
+        await conn.execute(_FINISH[number], *args)
+        if number < len(STAGE_JOBS):
             next_job = await jobs.upsert(conn, STAGE_JOBS[number], job.entity_id, now)
-        else:
-            sets += ["in_progress_sync_status = NULL", "last_sync_success = 1", "last_sync_at = :now",
-                     "last_sync_error = NULL"]  # fmt: skip
-        await conn.execute(
-            f"UPDATE meetings SET {', '.join(sets)} WHERE id = :id",  # noqa: S608 (fixed names)
-            {**extra, "now": now, "id": job.entity_id},
-        )
     store.cache.invalidate(job.entity_id)
     return next_job
 
@@ -61,12 +60,17 @@ async def fail(store: MeetingStore, job: Job, message: str, run_after: str | Non
     now = now_iso()
     async with store.db.transaction() as conn:
         current = await jobs.fail(conn, job, message, run_after, now)
-        if current:
-            ended = "" if run_after else ", in_progress_sync_status = NULL, last_sync_at = :now"
+        if current and run_after:
             await conn.execute(
-                f"UPDATE meetings SET last_sync_success = 0, last_sync_error = :error{ended} WHERE id = :id",  # noqa: S608
-                {"error": message, "now": now, "id": job.entity_id},
-            )
+                "UPDATE meetings SET last_sync_success = FALSE, last_sync_error = $1 WHERE id = $2",
+                message, job.entity_id,
+            )  # fmt: skip
+        elif current:
+            await conn.execute(
+                "UPDATE meetings SET last_sync_success = FALSE, last_sync_error = $1, in_progress_sync_status = NULL,"
+                " last_sync_at = $2 WHERE id = $3",
+                message, now, job.entity_id,
+            )  # fmt: skip
     store.cache.invalidate(job.entity_id)
     return current
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from typing import Any
 
 import attrs
 
 from ..cache import Cache
-from ..db import Database, fetch_all, fetch_one
 from ..timeutil import now_iso
+from .database import Connection, Database, Row
+from .dialect import marks
 
 STAGES = ("contacts", "meeting", "associations")
 _STAGE_COLUMNS = tuple(f"{stage}_{edge}_at" for stage in STAGES for edge in ("started", "finished"))
@@ -36,7 +36,7 @@ class Meeting:
     updated_at: str
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row, attendee_ids: tuple[str, ...]) -> Meeting:
+    def from_row(cls, row: Row, attendee_ids: tuple[str, ...]) -> Meeting:
         """Build from a meetings row and its attendees."""
         success = row["last_sync_success"]
         return cls(
@@ -81,8 +81,8 @@ class MeetingStore:
         """The ids among these that name no user."""
         if not user_ids:
             return []
-        query = f"SELECT id FROM users WHERE id IN ({','.join('?' * len(user_ids))})"  # noqa: S608
-        found = {row[0] for row in await fetch_all(self.db.reader, query, user_ids)}
+        sql = f"SELECT id FROM users WHERE id IN ({marks(len(user_ids))})"  # noqa: S608 (placeholders)
+        found = {row[0] for row in await self.db.fetch(sql, *user_ids)}
         return [user_id for user_id in user_ids if user_id not in found]
 
     async def create(self, account_id: str, fields: dict[str, Any]) -> Meeting:
@@ -91,23 +91,26 @@ class MeetingStore:
         async with self.db.transaction() as conn:
             await conn.execute(
                 "INSERT INTO meetings (id, account_id, title, starts_at, ends_at, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (meeting_id, account_id, fields["title"], fields["starts_at"], fields.get("ends_at"), now, now),
-            )
+                " VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                meeting_id, account_id, fields["title"], fields["starts_at"], fields.get("ends_at"), now,
+            )  # fmt: skip
             await _set_attendees(conn, meeting_id, fields.get("attendee_ids", []))
         return await self._load(meeting_id)  # type: ignore[return-value]
 
     async def update(self, meeting: Meeting, fields: dict[str, Any]) -> Meeting:
-        """Change some fields (and the attendee list when given)."""
-        columns = {k: v for k, v in fields.items() if k in ("title", "starts_at", "ends_at")}
+        """Change some fields (and the attendee list when given); the others keep their latest values."""
         async with self.db.transaction() as conn:
-            sets = "".join(f"{k} = :{k}, " for k in columns)
-            await conn.execute(
-                f"UPDATE meetings SET {sets}updated_at = :now WHERE id = :id",  # noqa: S608 (fixed names)
-                {**columns, "now": now_iso(), "id": meeting.id},
+            row = await conn.fetchrow(
+                "SELECT title, starts_at, ends_at FROM meetings WHERE id = $1 FOR UPDATE", meeting.id
             )
-            if "attendee_ids" in fields:
-                await _set_attendees(conn, meeting.id, fields["attendee_ids"])
+            if row is not None:
+                title, starts_at, ends_at = (fields.get(k, row[k]) for k in ("title", "starts_at", "ends_at"))
+                await conn.execute(
+                    "UPDATE meetings SET title = $1, starts_at = $2, ends_at = $3, updated_at = $4 WHERE id = $5",
+                    title, starts_at, ends_at, now_iso(), meeting.id,
+                )  # fmt: skip
+                if "attendee_ids" in fields:
+                    await _set_attendees(conn, meeting.id, fields["attendee_ids"])
         self.cache.invalidate(meeting.id)
         return await self._load(meeting.id)  # type: ignore[return-value]
 
@@ -116,13 +119,11 @@ class MeetingStore:
         return self.cache.get(meeting_id) or await self._load(meeting_id)
 
     async def _load(self, meeting_id: str) -> Meeting | None:
-        row = await fetch_one(self.db.reader, "SELECT * FROM meetings WHERE id = ?", (meeting_id,))
+        row = await self.db.fetchrow("SELECT * FROM meetings WHERE id = $1", meeting_id)
         if row is None:
             return None
-        attendees = await fetch_all(
-            self.db.reader,
-            "SELECT user_id FROM meeting_attendees WHERE meeting_id = ? ORDER BY position",
-            (meeting_id,),
+        attendees = await self.db.fetch(
+            "SELECT user_id FROM meeting_attendees WHERE meeting_id = $1 ORDER BY position", meeting_id
         )
         meeting = Meeting.from_row(row, tuple(a[0] for a in attendees))
         self.cache.put(meeting_id, meeting)
@@ -130,18 +131,17 @@ class MeetingStore:
 
     async def list_for(self, account_id: str, limit: int, after: int) -> tuple[list[Meeting], int | None]:
         """A page of the account's meetings in creation order after the seq cursor."""
-        rows = await fetch_all(
-            self.db.reader,
-            "SELECT id, seq FROM meetings WHERE account_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-            (account_id, after, limit + 1),
-        )
+        rows = await self.db.fetch(
+            "SELECT id, seq FROM meetings WHERE account_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            account_id, after, limit + 1,
+        )  # fmt: skip
         page = [m for row in rows[:limit] if (m := await self.get(row["id"])) is not None]
         return page, rows[limit - 1]["seq"] if len(rows) > limit else None
 
 
-async def _set_attendees(conn: Any, meeting_id: str, user_ids: list[str]) -> None:
-    await conn.execute("DELETE FROM meeting_attendees WHERE meeting_id = ?", (meeting_id,))
+async def _set_attendees(conn: Connection, meeting_id: str, user_ids: list[str]) -> None:
+    await conn.execute("DELETE FROM meeting_attendees WHERE meeting_id = $1", meeting_id)
     await conn.executemany(
-        "INSERT INTO meeting_attendees (meeting_id, user_id, position) VALUES (?, ?, ?)",
+        "INSERT INTO meeting_attendees (meeting_id, user_id, position) VALUES ($1, $2, $3)",
         [(meeting_id, user_id, i) for i, user_id in enumerate(dict.fromkeys(user_ids))],
     )

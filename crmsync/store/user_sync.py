@@ -5,19 +5,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import aiosqlite
-
-from ..db import fetch_one
+from ..crm.attempts import Attempt
 from ..merge import FIELDS
-from . import attempts, jobs
-from .attempts import Attempt
-from .crm_changes import crm_values, user_by
+from . import attempts, jobs, users
+from .crm_changes import crm_values
+from .database import Connection
+from .dialect import named
 from .jobs import Job
 from .users import User
 
 
 async def record_push_success(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     job: Job,
     user: User,
     record: Mapping[str, Any] | None,
@@ -33,7 +32,7 @@ async def record_push_success(
     """
     await attempts.record(conn, user.id, user.sync_attempts + 1, tries)
     finished = await jobs.finish(conn, job, now)
-    current = await user_by(conn, "id", user.id)
+    current = await users.lock(conn, user.id)
     assert current is not None  # users are never deleted while a push runs
     local, snapshot = current.contact(), current.snapshot() or {}
     times, version = current.crm_field_times(), current.crm_updated_at
@@ -57,7 +56,7 @@ async def record_push_success(
         "crm_id": crm_id, "version": version, "intents": intents, "status": status, "now": now,
         "tries": len(tries), "id": user.id, "created": record is not None,
     }  # fmt: skip
-    row = User.from_row(await fetch_one(conn, _SUCCESS, params))
+    row = User.from_row(await conn.fetchrow(*named(_SUCCESS, params)))
     # Local values the CRM still lacks (edited meanwhile, or answered otherwise than we sent) need a push.
     again = finished and status == "pending"
     return (await jobs.upsert(conn, jobs.USER_PUSH, user.id, now) if again else None), row
@@ -75,7 +74,7 @@ _SUCCESS = (
 
 
 async def record_push_failure(
-    conn: aiosqlite.Connection,
+    conn: Connection,
     job: Job,
     user: User,
     message: str,
@@ -88,24 +87,33 @@ async def record_push_failure(
     """Store a failed push: retried at run_after, or failed for good; None when a newer change re-armed the job."""
     await attempts.record(conn, user.id, user.sync_attempts + 1, tries)
     if not await jobs.fail(conn, job, message, run_after, now, waits_for):
-        await conn.execute("UPDATE users SET sync_attempts = sync_attempts + ? WHERE id = ?", (len(tries), user.id))
+        await conn.execute("UPDATE users SET sync_attempts = sync_attempts + $1 WHERE id = $2", len(tries), user.id)
         return None
     # A rejected create burns its idempotency key: the next create is a new request.
-    burn = ", create_body = NULL, create_gen = create_gen + 1" if burn_create else ""
-    row = await fetch_one(
-        conn,
-        f"UPDATE users SET sync_status = 'failed', last_error = ?, next_retry_at = ?,"  # noqa: S608 (fixed text)
-        f" sync_attempts = sync_attempts + ?{burn} WHERE id = ? RETURNING *",
-        (message, run_after, len(tries), user.id),
-    )
+    row = await conn.fetchrow(_BURNED if burn_create else _FAILED, message, run_after, len(tries), user.id)
     return User.from_row(row)
 
 
-async def mark_push_failed(conn: aiosqlite.Connection, user_id: str, message: str) -> User | None:
+_FAILED = (
+    "UPDATE users SET sync_status = 'failed', last_error = $1, next_retry_at = $2,"
+    " sync_attempts = sync_attempts + $3 WHERE id = $4 RETURNING *"
+)
+_BURNED = (
+    "UPDATE users SET sync_status = 'failed', last_error = $1, next_retry_at = $2,"
+    " sync_attempts = sync_attempts + $3, create_body = NULL, create_gen = create_gen + 1 WHERE id = $4 RETURNING *"
+)
+
+
+async def mark_push_failed(conn: Connection, user_id: str, message: str) -> User | None:
     """Show the user's sync as failed for good with this message (its job already failed)."""
-    row = await fetch_one(
-        conn,
-        "UPDATE users SET sync_status = 'failed', last_error = ?, next_retry_at = NULL WHERE id = ? RETURNING *",
-        (message, user_id),
-    )
+    row = await conn.fetchrow(
+        "UPDATE users SET sync_status = 'failed', last_error = $1, next_retry_at = NULL WHERE id = $2 RETURNING *",
+        message, user_id,
+    )  # fmt: skip
     return User.from_row(row) if row else None
+
+
+async def mark_deleted_in_crm(conn: Connection, user_id: str, message: str, now: str) -> User | None:
+    """The user's CRM record is gone: failed for good, and never silently created again."""
+    await jobs.fail_all_for(conn, user_id, message, now)
+    return await mark_push_failed(conn, user_id, message)

@@ -1,24 +1,25 @@
-"""Queries on the users table; every write that needs a push also upserts its outbox job."""
+"""The users table: contacts, read and edited; every write that needs a push also upserts its outbox job."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
-from typing import Any, NoReturn
+from typing import Any
 
-import aiosqlite
 import attrs
 
-from ..db import Database, fetch_all, fetch_one
 from ..errors import DuplicateEmail
 from ..timeutil import now_iso
 from . import jobs
+from .database import Connection, Database, Row
+from .dialect import marks
+from .errors import UniqueViolation
 
 CONTACT_FIELDS = ("name", "email", "phone")
 PUBLIC_FIELDS = (
     "id", "name", "email", "phone", "sync_status", "crm_id", "last_error", "sync_attempts",
     "next_retry_at", "created_at", "updated_at", "last_synced_at",
 )  # fmt: skip
+MAX_INTENTS = 5  # per field; older unconfirmed values are long superseded
 
 
 @attrs.frozen
@@ -50,9 +51,9 @@ class User:
     crm_news_at: str | None = None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> User:
+    def from_row(cls, row: Row) -> User:
         """Build from a users row (ignores columns the class does not know)."""
-        return cls(**{f.name: row[f.name] for f in attrs.fields(cls)})
+        return cls(**{name: row[name] for name in _FIELD_NAMES})
 
     def public(self) -> dict[str, Any]:
         """The JSON the API returns."""
@@ -77,71 +78,105 @@ class User:
         return {"name": self.synced_name or "", "email": self.synced_email, "phone": self.synced_phone or ""}
 
 
-MAX_INTENTS = 5  # per field; older unconfirmed values are long superseded
+_FIELD_NAMES = tuple(field.name for field in attrs.fields(User))
 
 
-async def record_push_intent(db: Database, user_id: str, fields: dict[str, str]) -> None:
-    """Note, durably and before sending, the values a push is about to write to the CRM."""
-    async with db.transaction() as conn:
-        row = await fetch_one(conn, "SELECT push_intents FROM users WHERE id = ?", (user_id,))
-        if row is None:
-            return
-        intents: dict[str, list[str]] = json.loads(row[0]) if row[0] else {}
-        for field, value in fields.items():
-            values = [v for v in intents.get(field, []) if v != value]
-            intents[field] = [*values, value][-MAX_INTENTS:]
-        await conn.execute("UPDATE users SET push_intents = ? WHERE id = ?", (json.dumps(intents), user_id))
+async def lock(conn: Connection, user_id: str) -> User | None:
+    """Read a user inside a write transaction, locked until it ends (a read-then-write that stays safe)."""
+    row = await conn.fetchrow("SELECT * FROM users WHERE id = $1 FOR UPDATE", user_id)
+    return User.from_row(row) if row else None
+
+
+async def lock_by_crm_id(conn: Connection, crm_id: str) -> User | None:
+    """The user linked to a CRM record, locked until the transaction ends."""
+    row = await conn.fetchrow("SELECT * FROM users WHERE crm_id = $1 FOR UPDATE", crm_id)
+    return User.from_row(row) if row else None
+
+
+async def get(db: Database, user_id: str) -> User | None:
+    """Read a user as last committed."""
+    row = await db.fetchrow("SELECT * FROM users WHERE id = $1", user_id)
+    return User.from_row(row) if row else None
+
+
+async def get_many(db: Database, user_ids: list[str]) -> dict[str, User]:
+    """Read users as last committed, by id."""
+    if not user_ids:
+        return {}
+    rows = await db.fetch(f"SELECT * FROM users WHERE id IN ({marks(len(user_ids))})", *user_ids)  # noqa: S608
+    return {row["id"]: User.from_row(row) for row in rows}
+
+
+async def ids_by_crm_id(db: Database, crm_ids: list[str]) -> dict[str, str]:
+    """The local user id linked to each of these CRM ids, where one is."""
+    if not crm_ids:
+        return {}
+    sql = f"SELECT crm_id, id FROM users WHERE crm_id IN ({marks(len(crm_ids))})"  # noqa: S608 (placeholders)
+    return {row[0]: row[1] for row in await db.fetch(sql, *crm_ids)}
 
 
 async def by_crm_id(db: Database, crm_id: str) -> User | None:
     """The local user linked to a CRM record, as last committed."""
-    row = await fetch_one(db.reader, "SELECT * FROM users WHERE crm_id = ?", (crm_id,))
+    row = await db.fetchrow("SELECT * FROM users WHERE crm_id = $1", crm_id)
     return User.from_row(row) if row else None
 
 
 async def by_crm_email(db: Database, email: str) -> User | None:
     """The local user whose CRM record holds this email, as far as we last knew."""
-    row = await fetch_one(db.reader, "SELECT * FROM users WHERE synced_email = ?", (email,))
+    row = await db.fetchrow("SELECT * FROM users WHERE synced_email = $1", email)
     return User.from_row(row) if row else None
 
 
-async def _raise_duplicate(conn: aiosqlite.Connection, email: str) -> NoReturn:
-    row = await fetch_one(conn, "SELECT id FROM users WHERE email = ?", (email,))
-    raise DuplicateEmail("Another user already has this email.", id=row["id"] if row else None)
+async def list_page(db: Database, status: str | None, limit: int, after: int) -> tuple[list[User], int | None]:
+    """A page of users in creation order after the seq cursor; returns the next cursor or None."""
+    if status is None:
+        rows = await db.fetch("SELECT * FROM users WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit + 1)
+    else:
+        rows = await db.fetch(
+            "SELECT * FROM users WHERE seq > $1 AND sync_status = $2 ORDER BY seq LIMIT $3", after, status, limit + 1
+        )
+    next_cursor = rows[limit - 1]["seq"] if len(rows) > limit else None
+    return [User.from_row(r) for r in rows[:limit]], next_cursor
+
+
+async def count_by_status(db: Database) -> dict[str, int]:
+    """How many users are in each sync status."""
+    rows = await db.fetch("SELECT sync_status, COUNT(*) FROM users GROUP BY sync_status")
+    return {row[0]: int(row[1]) for row in rows}
 
 
 async def update(db: Database, user_id: str, fields: dict[str, str]) -> tuple[User, int | None] | None:
-    """Apply a local edit; when it changes anything, mark pending and queue a push. None if unknown."""
+    """Apply a local edit; when it changes anything, mark pending and queue a push. None if unknown.
+
+    Raises DuplicateEmail when another user has the new email.
+    """
     now = now_iso()
-    async with db.transaction() as conn:
-        current = await _get(conn, user_id)
-        if current is None:
-            return None
-        changes = {k: v for k, v in fields.items() if getattr(current, k) != v}
-        if not changes:
-            return current, None
-        assignments = ", ".join(f"{k} = :{k}" for k in changes)
-        # A user that never reached the CRM gets its create body frozen again if a rejection burned it.
-        body = json.dumps({**current.contact(), **changes})
-        try:
-            row = await fetch_one(
-                conn,
-                f"UPDATE users SET {assignments}, sync_status = 'pending', next_retry_at = NULL,"  # noqa: S608
-                " create_body = CASE WHEN crm_id IS NULL THEN COALESCE(create_body, :body) END,"
-                " updated_at = :now WHERE id = :id RETURNING *",
-                {**changes, "now": now, "id": user_id, "body": body},
-            )
-        except sqlite3.IntegrityError:
-            await _raise_duplicate(conn, changes["email"])
-        job_id = await jobs.upsert(conn, jobs.USER_PUSH, user_id, now)
+    try:
+        async with db.transaction() as conn:
+            current = await lock(conn, user_id)
+            if current is None:
+                return None
+            name, email, phone = (fields.get(f, getattr(current, f)) for f in CONTACT_FIELDS)
+            if (name, email, phone) == (current.name, current.email, current.phone):
+                return current, None
+            row = await conn.fetchrow(
+                "UPDATE users SET name = $1, email = $2, phone = $3, sync_status = 'pending', next_retry_at = NULL,"
+                " updated_at = $4 WHERE id = $5 RETURNING *",
+                name, email, phone, now, user_id,
+            )  # fmt: skip
+            job_id = await jobs.upsert(conn, jobs.USER_PUSH, user_id, now)
+    except UniqueViolation as exc:
+        if exc.constraint != "users.email":
+            raise
+        owner = await db.fetchval("SELECT id FROM users WHERE email = $1", fields["email"])
+        raise DuplicateEmail("Another user already has this email.", id=owner) from None
     return User.from_row(row), job_id
 
 
-# A re-queued user that never reached the CRM gets a create body again if a rejection burned its last one.
+# The manual retry: a failed user is pending again, its push due now.
 _REQUEUE = (
     "UPDATE users SET sync_status = CASE WHEN sync_status = 'failed' THEN 'pending' ELSE sync_status END,"
-    " next_retry_at = NULL, create_body = CASE WHEN crm_id IS NULL THEN"
-    " COALESCE(create_body, json_object('name', name, 'email', email, 'phone', phone)) END"
+    " next_retry_at = NULL"
 )
 
 
@@ -149,7 +184,7 @@ async def requeue(db: Database, user_id: str) -> tuple[User, int] | None:
     """Queue a push now, whatever the state: the manual retry."""
     now = now_iso()
     async with db.transaction() as conn:
-        row = await fetch_one(conn, _REQUEUE + " WHERE id = ? RETURNING *", (user_id,))
+        row = await conn.fetchrow(_REQUEUE + " WHERE id = $1 RETURNING *", user_id)
         if row is None:
             return None
         job_id = await jobs.upsert(conn, jobs.USER_PUSH, user_id, now)
@@ -160,33 +195,28 @@ async def requeue_failed(db: Database) -> list[int]:
     """Queue a push for every failed user, as requeue() does for one; return the job ids."""
     now = now_iso()
     async with db.transaction() as conn:
-        user_ids = [row[0] for row in await fetch_all(conn, _REQUEUE + " WHERE sync_status = 'failed' RETURNING id")]
+        user_ids = [row[0] for row in await conn.fetch(_REQUEUE + " WHERE sync_status = 'failed' RETURNING id")]
         return [await jobs.upsert(conn, jobs.USER_PUSH, user_id, now) for user_id in user_ids]
 
 
-async def _get(conn: aiosqlite.Connection, user_id: str) -> User | None:
-    row = await fetch_one(conn, "SELECT * FROM users WHERE id = ?", (user_id,))
-    return User.from_row(row) if row else None
+async def record_push_intent(db: Database, user_id: str, fields: dict[str, str]) -> None:
+    """Note, durably and before sending, the values a push is about to write to the CRM."""
+    async with db.transaction() as conn:
+        user = await lock(conn, user_id)
+        if user is None:
+            return
+        intents = user.intents()
+        for field, value in fields.items():
+            values = [v for v in intents.get(field, []) if v != value]
+            intents[field] = [*values, value][-MAX_INTENTS:]
+        await conn.execute("UPDATE users SET push_intents = $1 WHERE id = $2", json.dumps(intents), user_id)
 
 
-async def get(db: Database, user_id: str) -> User | None:
-    """Read a user as last committed."""
-    return await _get(db.reader, user_id)
-
-
-async def get_many(db: Database, user_ids: list[str]) -> dict[str, User]:
-    """Read users as last committed, by id."""
-    query = f"SELECT * FROM users WHERE id IN ({','.join('?' * len(user_ids))})"  # noqa: S608 (only placeholders)
-    return {row["id"]: User.from_row(row) for row in await fetch_all(db.reader, query, user_ids)}
-
-
-async def list_page(db: Database, status: str | None, limit: int, after: int) -> tuple[list[User], int | None]:
-    """A page of users in creation order after the seq cursor; returns the next cursor or None."""
-    where, params = "seq > ?", [after]
-    if status is not None:
-        where += " AND sync_status = ?"
-        params.append(status)
-    query = f"SELECT * FROM users WHERE {where} ORDER BY seq LIMIT ?"  # noqa: S608 (only placeholders)
-    rows = await fetch_all(db.reader, query, (*params, limit + 1))
-    next_cursor = rows[limit - 1]["seq"] if len(rows) > limit else None
-    return [User.from_row(r) for r in rows[:limit]], next_cursor
+async def freeze_create_body(db: Database, user: User) -> str:
+    """The body of the user's CRM create, frozen on first use so that every retry is the same request."""
+    async with db.transaction() as conn:
+        body = await conn.fetchval(
+            "UPDATE users SET create_body = COALESCE(create_body, $1) WHERE id = $2 RETURNING create_body",
+            json.dumps(user.contact()), user.id,
+        )  # fmt: skip
+    return body or json.dumps(user.contact())

@@ -6,9 +6,9 @@ import logging
 import secrets
 from typing import NoReturn
 
+from ..crm.attempts import Attempt
 from ..crm.errors import CrmEmailTaken, CrmRejected, CrmStale, CrmUnavailable
 from ..store import users
-from ..store.attempts import Attempt
 from ..store.users import User
 from ..timeutil import now_iso
 from .engine import SyncEngine

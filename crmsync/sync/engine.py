@@ -13,10 +13,10 @@ from typing import Any
 from ..alerts import Alerter
 from ..config import Config
 from ..crm.client import CrmClient
-from ..db import Database
 from ..events import EventBus
 from ..metrics import Metrics
 from ..store import jobs
+from ..store.database import Database
 from ..store.jobs import Job
 from ..store.meetings import MeetingStore
 from ..timeutil import isoformat, parse_iso, utcnow

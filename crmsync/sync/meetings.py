@@ -8,11 +8,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ..crm.attempts import Attempt
 from ..crm.errors import CrmError, CrmNotFound, CrmRejected, CrmUnavailable
 from ..crm.meetings import create_meeting, set_contacts, update_meeting
 from ..events import meeting_event
 from ..store import jobs, meeting_runs, users
-from ..store.attempts import Attempt
 from ..store.jobs import Job
 from ..store.meetings import STAGES, Meeting
 from ..timeutil import now_iso

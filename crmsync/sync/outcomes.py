@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import logging
-import sqlite3
 
 import attrs
 
+from ..crm.attempts import Attempt
 from ..crm.client import Record
 from ..crm.errors import CrmError, CrmRejected
 from ..events import user_event
 from ..store import jobs
-from ..store.attempts import Attempt
+from ..store.errors import UniqueViolation
 from ..store.jobs import Job
 from ..store.user_sync import mark_push_failed, record_push_failure, record_push_success
 from ..store.users import User
@@ -54,21 +54,20 @@ async def succeeded(engine: SyncEngine, outcomes: list[Outcome]) -> None:
     stored: list[tuple[Outcome, User]] = []
     refused: list[Outcome] = []
     async with engine.db.transaction() as conn:
-        for outcome in outcomes:
-            await conn.execute("SAVEPOINT outcome")
+        # In id order, so that two transactions locking several users never wait on each other in a circle.
+        for outcome in sorted(outcomes, key=lambda o: o.user.id):
             try:
-                job_id, row = await record_push_success(
-                    conn, outcome.job, outcome.user, outcome.pushed.record, outcome.pushed.linked, outcome.tries,
-                    outcome.started, now,
-                )  # fmt: skip
-                again += [job_id] if job_id is not None else []
-                again += await jobs.wake_waiting(conn, outcome.user.id, now)
-                stored.append((outcome, row))
-            except sqlite3.IntegrityError:
-                await conn.execute("ROLLBACK TO outcome")
+                async with conn.savepoint():
+                    job_id, row = await record_push_success(
+                        conn, outcome.job, outcome.user, outcome.pushed.record, outcome.pushed.linked,
+                        outcome.tries, outcome.started, now,
+                    )  # fmt: skip
+                    woken = await jobs.wake_waiting(conn, outcome.user.id, now)
+            except UniqueViolation:
                 refused.append(outcome)
-            finally:
-                await conn.execute("RELEASE outcome")
+                continue
+            again += [job_id, *woken] if job_id is not None else woken
+            stored.append((outcome, row))
     for job_id in again:
         engine.pool.submit(job_id)
     publish_users(engine, [row for _, row in stored])

@@ -11,12 +11,12 @@ from typing import Any
 from aiohttp import web
 
 from ..crm.errors import CrmError, CrmNotFound
-from ..db import fetch_all
 from ..errors import Conflict, DuplicateEmail, NotFound
 from ..events import user_event
 from ..keys import config_key, engine_key, sweeper_key
 from ..store import checkpoints, users
 from ..store.crm_changes import Applied, apply_crm_record, record_change
+from ..store.user_sync import mark_deleted_in_crm
 from ..timeutil import now_iso
 from .engine import SyncEngine
 from .user_push import DELETED
@@ -57,13 +57,9 @@ async def reconcile_user(engine: SyncEngine, user_id: str) -> Applied:
 async def mark_deleted(engine: SyncEngine, user_id: str) -> None:
     """A record gone from the CRM is failed for good, and never silently created again."""
     async with engine.db.transaction() as conn:
-        await conn.execute(
-            "UPDATE users SET sync_status = 'failed', last_error = ?, next_retry_at = NULL WHERE id = ?",
-            (DELETED, user_id),
-        )
-        await conn.execute(
-            "UPDATE sync_jobs SET state = 'failed', last_error = ? WHERE entity_id = ?", (DELETED, user_id)
-        )
+        user = await mark_deleted_in_crm(conn, user_id, DELETED, now_iso())
+    if user is not None and engine.events:
+        engine.events.publish(user_event(user))
     logger.error("user_deleted_in_crm", extra={"user_id": user_id})
 
 
@@ -90,8 +86,7 @@ async def _apply_page(
 ) -> list[int]:
     """Apply one page in one transaction; a record we cannot apply is skipped, not fatal to the rest."""
     crm_ids = [r["crm_id"] for r in records if isinstance(r, dict) and isinstance(r.get("crm_id"), str)]
-    query = f"SELECT crm_id, id FROM users WHERE crm_id IN ({','.join('?' * len(crm_ids))})"  # noqa: S608
-    linked = {row[0]: row[1] for row in await fetch_all(engine.db.reader, query, crm_ids)} if crm_ids else {}
+    linked = await users.ids_by_crm_id(engine.db, crm_ids)
     for user_id in linked.values():
         await engine.inflight.settled(user_id, SETTLE_SECONDS)  # our own push's answer comes first
     jobs: list[int] = []
@@ -108,16 +103,13 @@ async def _apply_page(
             if user_id is None:
                 counts["unknown"] += 1
                 continue
-            await conn.execute("SAVEPOINT record")
             try:
-                applied = await apply_crm_record(conn, user_id, change, "reconcile")
+                async with conn.savepoint():
+                    applied = await apply_crm_record(conn, user_id, change, "reconcile")
             except (DuplicateEmail, ValueError) as exc:
-                await conn.execute("ROLLBACK TO record")
                 counts["rejected"] += 1
                 logger.warning("reconcile_record_rejected", extra={"crm_id": record.get("crm_id"), "error": str(exc)})
                 continue
-            finally:
-                await conn.execute("RELEASE record")
             counts["changed"] += bool(applied and applied.merged and applied.merged.changed)
             if applied and applied.job_id is not None:
                 jobs.append(applied.job_id)

@@ -8,9 +8,9 @@ import time
 
 import attrs
 
+from ..crm.attempts import Attempt
 from ..crm.errors import CrmError
 from ..store import users
-from ..store.attempts import Attempt
 from ..store.jobs import Job
 from ..store.users import User
 from ..timeutil import now_iso
@@ -49,7 +49,8 @@ async def push_users(engine: SyncEngine, group: list[Job]) -> None:
 async def _create_batch(engine: SyncEngine, creates: list[tuple[Job, User]]) -> list[Job]:
     """Send one batch create; record the items it created and return the jobs to retry one by one."""
     items = [
-        (json.loads(user.create_body) if user.create_body else user.contact(), create_key(user)) for _, user in creates
+        (json.loads(user.create_body or await users.freeze_create_body(engine.db, user)), create_key(user))
+        for _, user in creates
     ]
     tries: list[Attempt] = []
     started = now_iso()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 import logging
 
+from ..crm.attempts import Attempt
 from ..crm.client import Record
 from ..crm.errors import CrmDuplicate, CrmEmailTaken, CrmError, CrmNotFound, CrmRejected, CrmStale, CrmUnavailable
 from ..store import jobs, users
-from ..store.attempts import Attempt
 from ..store.jobs import Job
 from ..store.users import User
 from ..timeutil import now_iso
@@ -88,8 +88,9 @@ async def _push(engine: SyncEngine, user: User, tries: list[Attempt]) -> Pushed:
 
 
 async def _create(engine: SyncEngine, user: User, tries: list[Attempt]) -> Pushed:
-    # create_body is frozen at insert, so a retried create is the same idempotent request.
-    body = json.loads(user.create_body) if user.create_body else user.contact()
+    # The create's body is frozen (at insert, or here after a rejection burned it), so a retried create
+    # is the same idempotent request.
+    body = json.loads(user.create_body or await users.freeze_create_body(engine.db, user))
     try:
         record = await engine.crm.create_user(body, create_key(user), tries)
     except CrmDuplicate as duplicate:

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import logging
 
-import aiosqlite
 import attrs
 
-from ..db import Database, fetch_one
 from ..errors import ApiError, Conflict, NotFound
 from ..events import user_event
-from ..store import jobs, users
-from ..store.crm_changes import CrmChange, apply_crm_change, user_by
+from ..store import jobs, users, webhook_events
+from ..store.crm_changes import CrmChange, apply_crm_change
+from ..store.database import Connection, Database
 from ..timeutil import now_iso
 from .engine import SyncEngine
 
@@ -52,8 +51,8 @@ async def receive(engine: SyncEngine, event: WebhookEvent) -> Handled:
     """Apply an event once it is safe to, store it, log what became of it, and queue any push it leaves."""
     user = None
     if engine.inflight:  # only worth a lookup while some push is on the wire
-        user = await fetch_one(engine.db.reader, "SELECT id FROM users WHERE crm_id = ?", (event.crm_id,))
-    if user is not None and not await engine.inflight.settled(user[0], SETTLE_SECONDS):
+        user = await users.by_crm_id(engine.db, event.crm_id)
+    if user is not None and not await engine.inflight.settled(user.id, SETTLE_SECONDS):
         # Our own push for this user is on the wire; its answer must land first. The CRM will retry.
         raise Conflict("A push for this contact is in flight; retry shortly.")
     context = {"event_id": event.event_id, "crm_id": event.crm_id, "source": event.source}
@@ -84,18 +83,19 @@ async def handle(db: Database, event: WebhookEvent) -> Handled:
 
     Events that arrive together are applied in one shared transaction (group commit).
     """
-    # _apply reads first; of its writes only the first (the user UPDATE) can fail: no savepoint needed.
-    handled = await db.group.run(lambda conn: _apply(conn, event), savepoint=False)
+    handled = await db.group.run(lambda conn: _apply(conn, event))
     if handled is None:
         raise NotFound(f"No local user is linked to {event.crm_id[:64]} yet; retry later.")
     return handled
 
 
-async def _apply(conn: aiosqlite.Connection, event: WebhookEvent) -> Handled | None:
-    seen = await fetch_one(conn, "SELECT result, user_id FROM webhook_events WHERE id = ?", (event.event_id,))
-    if seen is not None and seen["result"] in FINAL:
-        return Handled("duplicate", seen["user_id"])
-    user = await user_by(conn, "crm_id", event.crm_id)
+async def _apply(conn: Connection, event: WebhookEvent) -> Handled | None:
+    # The user's row lock comes first: the same event delivered to two replicas at once waits here,
+    # then finds the other's result below.
+    user = await users.lock_by_crm_id(conn, event.crm_id)
+    seen = await webhook_events.seen(conn, event.event_id)
+    if seen is not None and seen[0] in FINAL:
+        return Handled("duplicate", seen[1])
     if user is None:
         await _store(conn, event, None, "unknown_crm_id", None)
         return None
@@ -117,8 +117,8 @@ async def _apply(conn: aiosqlite.Connection, event: WebhookEvent) -> Handled | N
 async def record_rejected(db: Database, event: WebhookEvent, error: ApiError) -> None:
     """Keep a rejected event for the history (a later delivery may still succeed)."""
 
-    async def store(conn: aiosqlite.Connection) -> None:
-        user = await user_by(conn, "crm_id", event.crm_id)
+    async def store(conn: Connection) -> None:
+        user = await users.lock_by_crm_id(conn, event.crm_id) if event.crm_id else None
         await _store(conn, event, user.id if user else None, "rejected", error.message)
 
     await db.group.run(store)
@@ -136,12 +136,8 @@ async def record_invalid(db: Database, event_id: str, raw: bytes, error: ApiErro
     await record_rejected(db, event, error)
 
 
-async def _store(
-    conn: aiosqlite.Connection, event: WebhookEvent, user_id: str | None, result: str, detail: str | None
-) -> None:
-    await conn.execute(
-        "INSERT OR REPLACE INTO webhook_events (id, crm_id, user_id, source, event_timestamp, received_at, result,"
-        " detail, payload) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (event.event_id, event.crm_id, user_id, event.source, event.timestamp, now_iso(), result, detail,
-         event.payload),
+async def _store(conn: Connection, event: WebhookEvent, user_id: str | None, result: str, detail: str | None) -> None:
+    await webhook_events.store(
+        conn, event.event_id, event.crm_id, user_id, event.source, event.timestamp, result, detail, event.payload,
+        now_iso(),
     )  # fmt: skip

@@ -1,6 +1,15 @@
-"""Versioned schema migrations; each entry runs once, in order, inside one transaction."""
+"""SQLite's versioned schema: each entry runs once, in order, inside one transaction (BEGIN IMMEDIATE)."""
 
 from __future__ import annotations
+
+import logging
+import sqlite3
+
+import aiosqlite
+
+from ..database import Connection
+
+logger = logging.getLogger(__name__)
 
 MIGRATIONS: tuple[tuple[int, str], ...] = (
     (
@@ -187,3 +196,32 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         """,
     ),
 )
+
+
+async def apply(conn: Connection, raw: aiosqlite.Connection) -> None:
+    """Apply the migrations this database has not had yet, all in one write transaction."""
+    await raw.execute("BEGIN IMMEDIATE")
+    try:
+        await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        current = await conn.fetchval("SELECT MAX(version) FROM schema_version") or 0
+        for version, script in MIGRATIONS:
+            if version > current:
+                for statement in _statements(script):
+                    await conn.execute(statement)
+                await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
+                logger.info("schema_migrated", extra={"version": version, "engine": "sqlite"})
+        await raw.commit()
+    except BaseException:
+        await raw.rollback()
+        raise
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit behind our back)."""
+    statements, buffer = [], ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statements.append(buffer.strip())
+            buffer = ""
+    return [s for s in statements if s]

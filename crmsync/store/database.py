@@ -1,0 +1,142 @@
+"""The store's view of a database: transactions, savepoints and queries, the same on every engine."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol, TypeVar
+
+from .errors import StorageUnavailable
+from .group_commit import GroupCommit
+from .health import StorageHealth
+
+T = TypeVar("T")
+
+
+class Row(Protocol):
+    """A result row: by column name or by position."""
+
+    def __getitem__(self, key: str | int) -> Any: ...
+
+    def keys(self) -> Iterable[str]: ...
+
+
+class Connection(abc.ABC):
+    """One connection inside a transaction (or a read-only one outside)."""
+
+    engine: str
+
+    @abc.abstractmethod
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        """All rows of a query."""
+
+    @abc.abstractmethod
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        """The first row of a query, or None."""
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        """The first column of the first row, or None."""
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else row[0]
+
+    @abc.abstractmethod
+    async def execute(self, sql: str, *args: Any) -> int:
+        """Run a statement; return the number of rows it changed."""
+
+    @abc.abstractmethod
+    async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run a statement once per row of arguments."""
+
+    @abc.abstractmethod
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A nested unit: an error inside undoes only what the unit wrote, then propagates."""
+
+
+class Database(abc.ABC):
+    """A database: reads outside transactions, write transactions, and grouped commits.
+
+    Storage trouble (a full disk, a server gone) surfaces as StorageUnavailable, noted once per
+    episode in `storage`, which the next successful write ends.
+    """
+
+    engine: str
+
+    def __init__(self) -> None:
+        self.storage = StorageHealth()
+        self.group: GroupCommit[Unit[Any], Any] = GroupCommit(self.transaction, run_units)
+        self.wrote = False  # set by _begin: whether the last transaction changed anything
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A write transaction: committed when the block ends, rolled back on any error."""
+        try:
+            async with self._begin() as conn:
+                yield conn
+        except StorageUnavailable as exc:
+            self.storage.failed(exc.reason)
+            raise
+        if self.wrote:
+            self.storage.wrote()
+
+    @abc.abstractmethod
+    def _begin(self) -> AbstractAsyncContextManager[Connection]:
+        """The engine's transaction; sets self.wrote before it ends."""
+
+    async def check(self) -> None:
+        """Raise StorageUnavailable unless the database answers and takes writes.
+
+        After a write failed for lack of storage, a check makes one small real write of its own once
+        no write has been tried for a while: a replica taken out of rotation still sees space come back.
+        """
+        probe = self.storage.probe_due()
+        async with self.transaction() as conn:
+            # Rewriting a row as it is is a real write that changes nothing.
+            await conn.execute("UPDATE schema_version SET version = version" if probe else "SELECT 1")
+        if self.storage.error is not None:
+            raise StorageUnavailable(f"the last write failed: {self.storage.error}")
+
+    async def group_close(self) -> None:
+        """Commit grouped work still waiting."""
+        await self.group.close()
+
+    @abc.abstractmethod
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        """All rows of a read-only query, as last committed."""
+
+    @abc.abstractmethod
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        """The first row of a read-only query, or None."""
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        """The first column of the first row, or None."""
+        row = await self.fetchrow(sql, *args)
+        return None if row is None else row[0]
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Commit grouped work still waiting, then close every connection."""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Where the data lives, without any password (for logs and /readyz)."""
+
+
+Unit = Callable[[Connection], Awaitable[T]]
+
+
+async def run_units(conn: Connection, units: list[Unit[Any]]) -> list[Any]:
+    """Run units of work in one transaction, each in its own savepoint: a failing unit fails alone.
+
+    Storage trouble fails the whole batch: the transaction itself cannot commit.
+    """
+    results: list[Any] = []
+    for unit in units:
+        try:
+            async with conn.savepoint():
+                results.append(await unit(conn))
+        except StorageUnavailable:
+            raise
+        except Exception as exc:  # this unit's failure is its caller's, not the batch's
+            results.append(exc)
+    return results

@@ -1,0 +1,83 @@
+"""Group commit: work that arrives together shares one transaction and one fsync.
+
+The skeleton (queue, one batch at a time, results handed back after the commit) is the same for
+every use; what a batch does in its transaction is the caller's: new users go in with a few
+multi-row statements, webhook units each in a savepoint. A caller's await returns only after the commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from .errors import StorageUnavailable
+
+if TYPE_CHECKING:
+    from .database import Connection
+
+logger = logging.getLogger(__name__)
+
+I = TypeVar("I")  # noqa: E741 (an item of work)
+R = TypeVar("R")
+Transaction = Callable[[], AbstractAsyncContextManager["Connection"]]
+# Runs a batch in the open transaction; returns one result per item, an Exception for an item that failed.
+RunBatch = Callable[["Connection", list[Any]], Awaitable[list[Any]]]
+
+
+class GroupCommit(Generic[I, R]):
+    """Batches items into shared transactions, one batch at a time."""
+
+    def __init__(self, transaction: Transaction, run_batch: RunBatch, max_batch: int = 256) -> None:
+        self._transaction = transaction
+        self._run_batch = run_batch
+        self._max_batch = max_batch
+        self._waiting: list[tuple[I, asyncio.Future[R]]] = []
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def run(self, item: I) -> R:
+        """Add an item to the next shared transaction; return its result once committed, or raise its error."""
+        future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, future))
+        self._wakeup.set()
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="group-commit")
+        # Shielded: a caller that goes away must not cancel a transaction its neighbours share.
+        return await asyncio.shield(future)
+
+    async def close(self) -> None:
+        """Commit what is waiting, then stop."""
+        if self._task is not None:
+            while self._waiting:
+                await self._commit_next()
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._waiting:
+                await self._commit_next()
+
+    async def _commit_next(self) -> None:
+        batch, self._waiting = self._waiting[: self._max_batch], self._waiting[self._max_batch :]
+        results: list[Any]
+        try:
+            async with self._transaction() as conn:
+                results = await self._run_batch(conn, [item for item, _ in batch])
+        except StorageUnavailable as exc:  # noted once per episode by the database; every caller gets a 503
+            results = [exc] * len(batch)
+        except Exception as exc:  # the commit itself failed: nothing of this batch is stored
+            logger.exception("group_commit_failed", extra={"items": len(batch)})
+            results = [exc] * len(batch)
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
