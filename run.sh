@@ -2,7 +2,7 @@
 # crmsync: one entry point for a fresh machine.
 #   ./run.sh          install if needed, then run the mock CRM (:8081) and the backend (:8080);
 #                     if either fails to start or stops, the other is stopped too and the exit is non-zero
-#   ./run.sh test     install the test extras and run the whole test suite
+#   ./run.sh test     install the test extras (and, as root, Debian's chromium and postgresql) and run the tests
 #   ./run.sh bench    run the benchmark harness (scripts/bench.py)
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -192,6 +192,27 @@ ensure_chromium() {
   fi
 }
 
+# The PostgreSQL tests and the benchmark start throwaway clusters from the server binaries (scripts/pgcluster.py):
+# install Debian's postgresql when they are missing and we can (root with apt-get). Debian would also create and
+# start a cluster of its own ("main", on port 5432); that is turned off first, as the official Docker image does.
+ensure_postgres() {
+  "$PY" scripts/pgcluster.py bindir >/dev/null 2>&1 && return 0
+  local skip="the PostgreSQL tests will skip (and fail under CI=true)"
+  if [ "$EUID" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "run.sh: warning: the PostgreSQL server binaries (initdb, pg_ctl) are missing and installing them needs root and apt-get; $skip" >&2
+    return 0
+  fi
+  echo "run.sh: installing Debian's postgresql for the PostgreSQL tests and the benchmark"
+  if ! { apt-get update -qq &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-common >/dev/null &&
+    sed -ri 's/^#?[[:space:]]*create_main_cluster[[:space:]]*=.*/create_main_cluster = false/' \
+      /etc/postgresql-common/createcluster.conf &&
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null &&
+    "$PY" scripts/pgcluster.py bindir >/dev/null; }; then
+    echo "run.sh: warning: installing postgresql failed; $skip" >&2
+  fi
+}
+
 case "${1:-serve}" in
   serve | "")
     serve
@@ -200,11 +221,13 @@ case "${1:-serve}" in
     shift
     install test
     ensure_chromium
+    ensure_postgres
     "$PY" -m pytest "$@"
     ;;
   bench)
     shift
     install test
+    ensure_postgres
     "$PY" scripts/bench.py "$@"
     ;;
   *)

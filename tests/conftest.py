@@ -31,6 +31,7 @@ JWT_SECRET = "test-jwt-secret-" + "0123456789abcdef" * 4
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-webhook-key-0123456789abcdef").decode()
 PASSWORD = "correct horse battery"
 JOHN = {"name": "John Smith", "email": "john.smith@example.com", "phone": "123-456-7890"}
+pytest_plugins = ["tests.pg_fixtures"]  # pg_server_url, pg_database_url: PostgreSQL for the tests
 
 
 @pytest.fixture

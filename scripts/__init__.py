@@ -1,0 +1,1 @@
+"""Scripts beside the project; a package so that tests can import them (import scripts.pgcluster)."""
