@@ -1,11 +1,16 @@
-"""Fixtures: the real mock CRM and the real backend, each served over real HTTP, on a SQLite file."""
+"""Fixtures: the real mock CRM and the real backend, each served over real HTTP, on a real database.
+
+Every test that runs the backend runs twice: on a SQLite file under tmp_path and on a fresh database
+of a real PostgreSQL server (the `engine` parameter).
+"""
 
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ from mock_crm import keys as mock_keys
 from mock_crm.app import create_app as create_mock_app
 from mock_crm.config import MockConfig
 
+from .pg_fixtures import create_database, drop_database, pg_database_url, pg_server_url  # noqa: F401 (fixtures)
 from .polling import eventually
 
 CLIENT_ID = "crmsync"
@@ -31,7 +37,6 @@ JWT_SECRET = "test-jwt-secret-" + "0123456789abcdef" * 4
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"test-webhook-key-0123456789abcdef").decode()
 PASSWORD = "correct horse battery"
 JOHN = {"name": "John Smith", "email": "john.smith@example.com", "phone": "123-456-7890"}
-pytest_plugins = ["tests.pg_fixtures"]  # pg_server_url, pg_database_url: PostgreSQL for the tests
 
 
 @pytest.fixture
@@ -52,16 +57,49 @@ def crm_app(crm: TestServer) -> web.Application:
     return crm.app
 
 
+NewDatabase = Callable[[], Awaitable[str]]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """The database engine under test; a test for one engine only parametrizes `engine` itself."""
+    return str(request.param)
+
+
 @pytest.fixture
-def make_config(tmp_path: Path, crm: TestServer) -> Callable[..., Config]:
-    """Build a backend Config pointing at the mock CRM and a DB under tmp_path."""
+async def new_database(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[NewDatabase]:
+    """Make fresh, empty databases of the engine under test (a test with several apps needs several)."""
+    numbers = itertools.count()
+    server = request.getfixturevalue("pg_server_url") if engine == "postgres" else ""
+    made: list[str] = []
+
+    async def make() -> str:
+        if engine == "sqlite":
+            return f"sqlite:///{tmp_path / f'crmsync-{next(numbers)}.db'}"
+        made.append(await create_database(server))
+        return made[-1]
+
+    yield make
+    for url in made:
+        await drop_database(server, url.rsplit("/", 1)[-1].split("?")[0])
+
+
+@pytest.fixture
+async def database_url(new_database: NewDatabase) -> str:
+    """The test's database."""
+    return await new_database()
+
+
+@pytest.fixture
+def make_config(database_url: str, crm: TestServer) -> Callable[..., Config]:
+    """Build a backend Config pointing at the mock CRM and the test's database."""
 
     def build(**overrides: Any) -> Config:
         base = Config(
             crm_client_secret=CLIENT_SECRET,
             jwt_secret=JWT_SECRET,
             webhook_secrets=(WEBHOOK_SECRET,),
-            database_url=f"sqlite:///{tmp_path / 'crmsync.db'}",
+            database_url=database_url,
             crm_url=str(crm.make_url("")).rstrip("/"),
             crm_client_id=CLIENT_ID,
             workers=4,
@@ -190,11 +228,11 @@ LiveFactory = Callable[..., Awaitable[Live]]
 
 @pytest.fixture
 def make_live(
+    new_database: NewDatabase,  # first: set up before the apps, so it is torn down after them
     aiohttp_server: Callable[..., Awaitable[TestServer]],
     aiohttp_client: Callable[..., Awaitable[TestClient]],
     unused_tcp_port_factory: Callable[[], int],
     mock_config: MockConfig,
-    tmp_path: Path,
 ) -> LiveFactory:
     """Build a CRM whose webhooks reach a backend on a port reserved before either starts."""
 
@@ -211,7 +249,7 @@ def make_live(
             crm_client_secret=CLIENT_SECRET,
             jwt_secret=JWT_SECRET,
             webhook_secrets=(WEBHOOK_SECRET,),
-            database_url=f"sqlite:///{tmp_path / f'live-{port}.db'}",
+            database_url=await new_database(),
             crm_url=str(crm.make_url("")).rstrip("/"),
             workers=4,
             crm_backoff=0.01,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import aiohttp
 import pytest
@@ -14,7 +13,7 @@ from crmsync.app import create_app
 from crmsync.config import Config
 from crmsync.events import QUEUE_SIZE, EventBus
 
-from .conftest import JOHN, set_faults, sign_up, wait_status
+from .conftest import JOHN, NewDatabase, set_faults, sign_up, wait_status
 
 
 async def _next(ws: aiohttp.ClientWebSocketResponse, kind: str, predicate: Callable[[dict], bool] = bool) -> dict:
@@ -118,13 +117,13 @@ async def test_health_and_readiness(
     aiohttp_client: Callable[..., Awaitable[TestClient]],
     make_config: Callable[..., Config],
     unused_tcp_port: int,
-    tmp_path: Any,
+    new_database: NewDatabase,
 ) -> None:
     assert (await backend.get("/healthz")).status == 200
     ready = await backend.get("/readyz")
     assert ready.status == 200 and (await ready.json())["checks"] == {"database": "ok", "crm": "ok"}
     nowhere = make_config(
-        crm_url=f"http://127.0.0.1:{unused_tcp_port}", database_url=f"sqlite:///{tmp_path / 'other.db'}", crm_attempts=1
+        crm_url=f"http://127.0.0.1:{unused_tcp_port}", database_url=await new_database(), crm_attempts=1
     )
     lonely = await aiohttp_client(create_app(nowhere))
     resp = await lonely.get("/readyz")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import attrs
@@ -81,10 +80,9 @@ async def test_a_short_lived_token_is_refreshed_before_it_expires(
     aiohttp_client: Callable[..., Awaitable[TestClient]],
     make_config: Callable[..., Config],
     mock_config: MockConfig,
-    tmp_path: Path,
 ) -> None:
     short = await aiohttp_server(create_mock_app(attrs.evolve(mock_config, token_ttl=1)))
-    config = make_config(crm_url=str(short.make_url("")).rstrip("/"), database_url=f"sqlite:///{tmp_path / 'short.db'}")
+    config = make_config(crm_url=str(short.make_url("")).rstrip("/"))
     client = await aiohttp_client(create_app(config))
     auth = await sign_up(client)
     started = time.time()

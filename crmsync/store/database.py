@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequen
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
-from .errors import StorageUnavailable
+from .errors import StorageUnavailable, TransientConflict
 from .group_commit import GroupCommit
 from .health import StorageHealth
 
@@ -78,6 +78,21 @@ class Database(abc.ABC):
             raise
         if self.wrote:
             self.storage.wrote()
+
+    async def run(self, body: Callable[[Connection], Awaitable[T]], attempts: int = 3) -> T:
+        """Run body in a transaction; when concurrent transactions collided (a deadlock), run it again.
+
+        For work that locks several rows whose order cannot be fixed in advance (a batch of outcomes,
+        a page of the sweep); body must be safe to run again from the start.
+        """
+        for attempt in range(1, attempts + 1):
+            try:
+                async with self.transaction() as conn:
+                    return await body(conn)
+            except TransientConflict:
+                if attempt == attempts:
+                    raise
+        raise AssertionError("unreachable")
 
     @abc.abstractmethod
     def _begin(self) -> AbstractAsyncContextManager[Connection]:

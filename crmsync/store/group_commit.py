@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .errors import StorageUnavailable
+from .errors import StorageUnavailable, TransientConflict
 
 if TYPE_CHECKING:
     from .database import Connection
@@ -22,6 +22,7 @@ logger = logging.getLogger(__name__)
 
 I = TypeVar("I")  # noqa: E741 (an item of work)
 R = TypeVar("R")
+MAX_TRIES = 3  # an item whose unit collided with another transaction (a deadlock) runs again, this often
 Transaction = Callable[[], AbstractAsyncContextManager["Connection"]]
 # Runs a batch in the open transaction; returns one result per item, an Exception for an item that failed.
 RunBatch = Callable[["Connection", list[Any]], Awaitable[list[Any]]]
@@ -34,14 +35,14 @@ class GroupCommit(Generic[I, R]):
         self._transaction = transaction
         self._run_batch = run_batch
         self._max_batch = max_batch
-        self._waiting: list[tuple[I, asyncio.Future[R]]] = []
+        self._waiting: list[tuple[I, asyncio.Future[R], int]] = []  # item, its caller's future, tries so far
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def run(self, item: I) -> R:
         """Add an item to the next shared transaction; return its result once committed, or raise its error."""
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, future))
+        self._waiting.append((item, future, 0))
         self._wakeup.set()
         if self._task is None:
             self._task = asyncio.create_task(self._loop(), name="group-commit")
@@ -68,16 +69,18 @@ class GroupCommit(Generic[I, R]):
         results: list[Any]
         try:
             async with self._transaction() as conn:
-                results = await self._run_batch(conn, [item for item, _ in batch])
-        except StorageUnavailable as exc:  # noted once per episode by the database; every caller gets a 503
+                results = await self._run_batch(conn, [item for item, _, _ in batch])
+        except (StorageUnavailable, TransientConflict) as exc:  # noted by the database; retried or a 503
             results = [exc] * len(batch)
         except Exception as exc:  # the commit itself failed: nothing of this batch is stored
             logger.exception("group_commit_failed", extra={"items": len(batch)})
             results = [exc] * len(batch)
-        for (_, future), result in zip(batch, results, strict=True):
+        for (item, future, tries), result in zip(batch, results, strict=True):
             if future.done():
                 continue
-            if isinstance(result, BaseException):
+            if isinstance(result, TransientConflict) and tries + 1 < MAX_TRIES:
+                self._waiting.append((item, future, tries + 1))  # collided with another transaction: again
+            elif isinstance(result, BaseException):
                 future.set_exception(result)
             else:
                 future.set_result(result)

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..timeutil import now_iso
 from . import jobs
+from .database import Connection
 from .jobs import Job
 from .meetings import Meeting, MeetingStore
 
@@ -45,6 +46,7 @@ async def advance(store: MeetingStore, job: Job, number: int, extra: dict[str, A
     now = now_iso()
     next_job = None
     async with store.db.transaction() as conn:
+        await _lock(conn, job.entity_id)
         if not await jobs.finish(conn, job, now):
             return None  # a new run re-armed this stage meanwhile; it will run again
         args = (now, job.entity_id, extra.get("crm_meeting_id")) if number == 2 else (now, job.entity_id)
@@ -59,6 +61,7 @@ async def fail(store: MeetingStore, job: Job, message: str, run_after: str | Non
     """Record a failed stage: retried at run_after, or the run ends failed when run_after is None."""
     now = now_iso()
     async with store.db.transaction() as conn:
+        await _lock(conn, job.entity_id)
         current = await jobs.fail(conn, job, message, run_after, now)
         if current and run_after:
             await conn.execute(
@@ -73,6 +76,11 @@ async def fail(store: MeetingStore, job: Job, message: str, run_after: str | Non
             )  # fmt: skip
     store.cache.invalidate(job.entity_id)
     return current
+
+
+async def _lock(conn: Connection, meeting_id: str) -> None:
+    """Lock the meeting's row before its job's (the order every transaction keeps)."""
+    await conn.fetchrow("SELECT id FROM meetings WHERE id = $1 FOR UPDATE", meeting_id)
 
 
 async def abandon(store: MeetingStore, job: Job) -> None:

@@ -62,6 +62,14 @@ def _raise(exc: BaseException) -> NoReturn:
 _DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
+def _clean(args: Sequence[Any]) -> Sequence[Any]:
+    """PostgreSQL text cannot hold NUL, which SQLite stores: it becomes U+FFFD (only in text we keep as
+    evidence, such as a refused webhook's payload; our validation refuses NUL in contact fields)."""
+    if any(isinstance(arg, str) and "\x00" in arg for arg in args):
+        return [arg.replace("\x00", "\ufffd") if isinstance(arg, str) else arg for arg in args]
+    return args
+
+
 class PostgresConnection(Connection):
     """An asyncpg connection speaking the store's statements."""
 
@@ -73,19 +81,19 @@ class PostgresConnection(Connection):
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         try:
-            return await self._conn.fetch(sql, *args)
+            return await self._conn.fetch(sql, *_clean(args))
         except _DRIVER_ERRORS as exc:
             _raise(exc)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         try:
-            return await self._conn.fetchrow(sql, *args)
+            return await self._conn.fetchrow(sql, *_clean(args))
         except _DRIVER_ERRORS as exc:
             _raise(exc)
 
     async def execute(self, sql: str, *args: Any) -> int:
         try:
-            status = await self._conn.execute(sql, *args)
+            status = await self._conn.execute(sql, *_clean(args))
         except _DRIVER_ERRORS as exc:
             _raise(exc)
         count = status.rsplit(" ", 1)[-1]  # e.g. "UPDATE 3", "INSERT 0 1"
@@ -93,7 +101,7 @@ class PostgresConnection(Connection):
 
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         try:
-            await self._conn.executemany(sql, rows)
+            await self._conn.executemany(sql, [_clean(row) for row in rows])
         except _DRIVER_ERRORS as exc:
             _raise(exc)
 
@@ -165,13 +173,13 @@ class PostgresDatabase(Database):
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         try:
-            return await self.pool.fetch(sql, *args)
+            return await self.pool.fetch(sql, *_clean(args))
         except _DRIVER_ERRORS as exc:
             _raise(exc)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         try:
-            return await self.pool.fetchrow(sql, *args)
+            return await self.pool.fetchrow(sql, *_clean(args))
         except _DRIVER_ERRORS as exc:
             _raise(exc)
 

@@ -30,10 +30,11 @@ async def record_push_success(
     The answer is the CRM's record as our write left it: taken whole, unless CRM news reached us
     while the push was on the wire, in which case a field keeps whichever of the two is newer.
     """
-    await attempts.record(conn, user.id, user.sync_attempts + 1, tries)
-    finished = await jobs.finish(conn, job, now)
+    # Every transaction locks a user's row before its job's row: the same order everywhere, no deadlock.
     current = await users.lock(conn, user.id)
     assert current is not None  # users are never deleted while a push runs
+    await attempts.record(conn, user.id, user.sync_attempts + 1, tries)
+    finished = await jobs.finish(conn, job, now)
     local, snapshot = current.contact(), current.snapshot() or {}
     times, version = current.crm_field_times(), current.crm_updated_at
     crm_id, intents = current.crm_id, current.push_intents
@@ -85,6 +86,7 @@ async def record_push_failure(
     waits_for: str | None = None,
 ) -> User | None:
     """Store a failed push: retried at run_after, or failed for good; None when a newer change re-armed the job."""
+    await users.lock(conn, user.id)
     await attempts.record(conn, user.id, user.sync_attempts + 1, tries)
     if not await jobs.fail(conn, job, message, run_after, now, waits_for):
         await conn.execute("UPDATE users SET sync_attempts = sync_attempts + $1 WHERE id = $2", len(tries), user.id)
@@ -115,5 +117,6 @@ async def mark_push_failed(conn: Connection, user_id: str, message: str) -> User
 
 async def mark_deleted_in_crm(conn: Connection, user_id: str, message: str, now: str) -> User | None:
     """The user's CRM record is gone: failed for good, and never silently created again."""
+    user = await mark_push_failed(conn, user_id, message)
     await jobs.fail_all_for(conn, user_id, message, now)
-    return await mark_push_failed(conn, user_id, message)
+    return user

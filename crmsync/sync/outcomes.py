@@ -11,6 +11,7 @@ from ..crm.client import Record
 from ..crm.errors import CrmError, CrmRejected
 from ..events import user_event
 from ..store import jobs
+from ..store.database import Connection
 from ..store.errors import UniqueViolation
 from ..store.jobs import Job
 from ..store.user_sync import mark_push_failed, record_push_failure, record_push_success
@@ -50,11 +51,12 @@ async def succeeded(engine: SyncEngine, outcomes: list[Outcome]) -> None:
     alone, for good, without taking the rest of the batch with it.
     """
     now = now_iso()
-    again: list[int] = []
-    stored: list[tuple[Outcome, User]] = []
-    refused: list[Outcome] = []
-    async with engine.db.transaction() as conn:
-        # In id order, so that two transactions locking several users never wait on each other in a circle.
+
+    async def record(conn: Connection) -> tuple[list[int], list[tuple[Outcome, User]], list[Outcome]]:
+        again: list[int] = []
+        stored: list[tuple[Outcome, User]] = []
+        refused: list[Outcome] = []
+        # In id order, so that two transactions locking several users seldom wait on each other in a circle.
         for outcome in sorted(outcomes, key=lambda o: o.user.id):
             try:
                 async with conn.savepoint():
@@ -68,6 +70,9 @@ async def succeeded(engine: SyncEngine, outcomes: list[Outcome]) -> None:
                 continue
             again += [job_id, *woken] if job_id is not None else woken
             stored.append((outcome, row))
+        return again, stored, refused
+
+    again, stored, refused = await engine.db.run(record)
     for job_id in again:
         engine.pool.submit(job_id)
     publish_users(engine, [row for _, row in stored])

@@ -15,7 +15,8 @@ from ..errors import Conflict, DuplicateEmail, NotFound
 from ..events import user_event
 from ..keys import config_key, engine_key, sweeper_key
 from ..store import checkpoints, users
-from ..store.crm_changes import Applied, apply_crm_record, record_change
+from ..store.crm_changes import Applied, CrmChange, apply_crm_record, record_change
+from ..store.database import Connection
 from ..store.user_sync import mark_deleted_in_crm
 from ..timeutil import now_iso
 from .engine import SyncEngine
@@ -89,32 +90,42 @@ async def _apply_page(
     linked = await users.ids_by_crm_id(engine.db, crm_ids)
     for user_id in linked.values():
         await engine.inflight.settled(user_id, SETTLE_SECONDS)  # our own push's answer comes first
-    jobs: list[int] = []
+    changes: list[tuple[str, str, CrmChange]] = []  # (user id, crm_id, change), in user id order
     checkpoint: str | None = None
-    async with engine.db.transaction() as conn:
-        for record in records:
-            try:
-                change = record_change(record, read_since)
-            except (AttributeError, ValueError):
-                counts["rejected"] += 1
-                continue
-            checkpoint = max(checkpoint or "", change.at)
-            user_id = linked.get(record.get("crm_id"))
-            if user_id is None:
-                counts["unknown"] += 1
-                continue
+    for record in records:
+        try:
+            change = record_change(record, read_since)
+        except (AttributeError, ValueError):
+            counts["rejected"] += 1
+            continue
+        checkpoint = max(checkpoint or "", change.at)
+        if (user_id := linked.get(record.get("crm_id"))) is None:
+            counts["unknown"] += 1
+            continue
+        changes.append((user_id, record["crm_id"], change))
+    changes.sort(key=lambda item: item[0])  # rows locked in one order by every transaction: seldom a deadlock
+
+    async def apply(conn: Connection) -> tuple[list[int], int, int]:
+        jobs: list[int] = []
+        changed = rejected = 0
+        for user_id, crm_id, change in changes:
             try:
                 async with conn.savepoint():
                     applied = await apply_crm_record(conn, user_id, change, "reconcile")
             except (DuplicateEmail, ValueError) as exc:
-                counts["rejected"] += 1
-                logger.warning("reconcile_record_rejected", extra={"crm_id": record.get("crm_id"), "error": str(exc)})
+                rejected += 1
+                logger.warning("reconcile_record_rejected", extra={"crm_id": crm_id, "error": str(exc)})
                 continue
-            counts["changed"] += bool(applied and applied.merged and applied.merged.changed)
+            changed += bool(applied and applied.merged and applied.merged.changed)
             if applied and applied.job_id is not None:
                 jobs.append(applied.job_id)
         if checkpoint:
             await checkpoints.put(conn, CHECKPOINT, checkpoint, now_iso())
+        return jobs, changed, rejected
+
+    jobs, changed, rejected = await engine.db.run(apply)
+    counts["changed"] += changed
+    counts["rejected"] += rejected
     return jobs
 
 
