@@ -9,12 +9,13 @@ import aiohttp
 from aiohttp import web
 
 from .alerts import Alerter
-from .api import accounts, events, health, meetings, pages, reconcile, users, webhook
+from .api import accounts, cluster, events, health, meetings, pages, reconcile, users, webhook
 from .api.events import close_sockets
 from .api.pages import STATIC
 from .auth import auth_middleware
 from .bodies import body_middleware
 from .cache import Cache, RecentSet
+from .cluster import membership_context, new_replica_id
 from .config import Config
 from .crm.client import CrmClient
 from .crm.retry import attempt_tracer
@@ -31,6 +32,7 @@ from .keys import (
     events_key,
     meetings_key,
     metrics_key,
+    replica_key,
     signin_limiter_key,
     sockets_key,
     token_cache_key,
@@ -46,8 +48,8 @@ from .store.meetings import MeetingStore
 from .sync.engine import SyncEngine
 from .sync.meetings import give_up_stage, stage_handler
 from .sync.outcomes import give_up
-from .sync.reconcile import sweeper_context
 from .sync.reconcile_job import reconcile_job
+from .sync.sweeper import sweeper_context
 from .sync.user_batch import push_users
 from .sync.user_push import push_user
 from .validation import MAX_BODY
@@ -66,7 +68,8 @@ def create_app(config: Config) -> web.Application:
     app[metrics_key] = Metrics()
     app[sockets_key] = weakref.WeakSet()
     app.on_shutdown.append(close_sockets)
-    app.cleanup_ctx.extend([_database, retention_context, _http, _engine, sweeper_context])
+    app[replica_key] = new_replica_id()
+    app.cleanup_ctx.extend([_database, retention_context, _http, membership_context, _engine, sweeper_context])
     app.router.add_post("/accounts", accounts.sign_up)
     app.router.add_post("/authenticate", accounts.authenticate)
     app.router.add_get("/", pages.dashboard)
@@ -76,6 +79,7 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/metrics", health.metrics)
     app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/cluster", cluster.cluster)
     app.router.add_post("/users", users.create_user)
     app.router.add_post("/users/sync-failed", users.sync_failed)
     app.router.add_get("/users", users.list_users)
@@ -102,6 +106,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     config = app[config_key]
     db = await open_database(parse_database_url(config.database_url), config.db_pool)
     app[db_key] = db
+    app[events_key].attach(db)
     app[meetings_key] = MeetingStore(db, app[config_key].meeting_cache_size)
     creator = app[creator_key] = UserCreator(db)
     yield
@@ -122,7 +127,7 @@ async def _http(app: web.Application) -> AsyncIterator[None]:
 
 async def _engine(app: web.Application) -> AsyncIterator[None]:
     parts = (app[db_key], app[crm_key], app[alerter_key], app[meetings_key], app[events_key], app[metrics_key])
-    engine = SyncEngine(app[config_key], *parts)
+    engine = SyncEngine(app[config_key], *parts, app[replica_key])
     engine.register(USER_PUSH, push_user, batch=push_users, give_up=give_up)
     engine.register(USER_RECONCILE, reconcile_job)
     for number, kind in enumerate(STAGE_JOBS, start=1):

@@ -63,6 +63,11 @@ class Config:
     job_backoff: tuple[float, ...] = (30.0, 120.0, 600.0, 1800.0, 7200.0)
     token_ttl: float = 24 * 3600.0
     shutdown_timeout: float = 10.0
+    # A claimed job's lease: extended while it runs; another replica takes it once it runs out.
+    job_lease: float = 30.0
+    # Replicas heartbeat this often; one silent for replica_dead_after is taken for dead, its jobs freed.
+    replica_heartbeat: float = 2.0
+    replica_dead_after: float = 10.0
     meeting_cache_size: int = 10_000
     # How long an account seen to exist is believed without asking the database again.
     account_cache_ttl: float = 30.0
@@ -109,6 +114,7 @@ class Config:
             log_level=reader.choice("CRMSYNC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             reconcile_interval=reader.number("CRMSYNC_RECONCILE_INTERVAL", 300.0, low=0),
             job_retries=reader.integer("CRMSYNC_JOB_RETRIES", 5, low=0, high=100),
+            job_lease=reader.number("CRMSYNC_JOB_LEASE", 30.0, low=1, high=3600),
             signin_max_failures=reader.integer("CRMSYNC_SIGNIN_MAX_FAILURES", 10, low=0, high=1_000_000),
             signin_window=reader.number("CRMSYNC_SIGNIN_WINDOW", 900.0, low=1),
             body_timeout=reader.number("CRMSYNC_BODY_TIMEOUT", 30.0, low=0),

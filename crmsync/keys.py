@@ -9,7 +9,8 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from .alerts import Alerter
-    from .cache import Cache, RecentSet
+    from .cache import Cache
+    from .cluster import Membership, RecentSet
     from .config import Config
     from .crm.client import CrmClient
     from .events import EventBus
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from .store.database import Database
     from .store.meetings import MeetingStore
     from .sync.engine import SyncEngine
-    from .sync.reconcile import Sweeper
+    from .sync.sweeper import Sweeper
 
 config_key: web.AppKey[Config] = web.AppKey("config")
 db_key: web.AppKey[Database] = web.AppKey("db")
@@ -38,3 +39,6 @@ events_key: web.AppKey[EventBus] = web.AppKey("events")
 metrics_key: web.AppKey[Metrics] = web.AppKey("metrics")
 # Open /events sockets, closed with "going away" when the server shuts down.
 sockets_key: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("event_sockets")
+# This process's name among the replicas of its database.
+replica_key: web.AppKey[str] = web.AppKey("replica_id")
+membership_key: web.AppKey[Membership] = web.AppKey("membership")

@@ -28,7 +28,16 @@ class Metrics:
         self.retries = Counter(
             "crmsync_retries", "Retries, at the request level and at the job level", ["level"], registry=registry
         )
-        self.queue_depth = Gauge("crmsync_queue_depth", "Jobs due and waiting for a worker", registry=registry)
+        self.queue_depth = Gauge("crmsync_queue_depth", "Jobs queued in the database (due or not)", registry=registry)
+        self.replicas = Gauge("crmsync_replicas", "Replicas alive on this database", registry=registry)
+        self.replica_jobs_running = Gauge(
+            "crmsync_replica_jobs_running", "Jobs running, per replica (from the heartbeats)", ["replica"],
+            registry=registry,
+        )  # fmt: skip
+        self.replica_jobs_done = Gauge(
+            "crmsync_replica_jobs_done", "Jobs run since start, per replica (from the heartbeats)", ["replica"],
+            registry=registry,
+        )  # fmt: skip
         self.users = Gauge("crmsync_users", "Users by sync_status", ["sync_status"], registry=registry)
         self.webhooks = Counter("crmsync_webhook_events", "Webhook events by result", ["result"], registry=registry)
         self.meeting_stages = Counter(

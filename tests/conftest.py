@@ -67,21 +67,38 @@ def engine(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-async def new_database(engine: str, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[NewDatabase]:
+async def made_databases() -> AsyncIterator[list[tuple[str, str]]]:
+    """The PostgreSQL databases a test made, as (server, name), dropped once every app of the test stopped."""
+    made: list[tuple[str, str]] = []
+    yield made
+    for server, name in made:
+        await drop_database(server, name)
+
+
+@pytest.fixture
+async def aiohttp_client(
+    made_databases: list[tuple[str, str]], aiohttp_client: Callable[..., Awaitable[TestClient]]
+) -> Callable[..., Awaitable[TestClient]]:
+    """pytest-aiohttp's client, set up after (so closed before) the databases its apps use are dropped."""
+    return aiohttp_client
+
+
+@pytest.fixture
+def new_database(
+    engine: str, tmp_path: Path, request: pytest.FixtureRequest, made_databases: list[tuple[str, str]]
+) -> NewDatabase:
     """Make fresh, empty databases of the engine under test (a test with several apps needs several)."""
     numbers = itertools.count()
     server = request.getfixturevalue("pg_server_url") if engine == "postgres" else ""
-    made: list[str] = []
 
     async def make() -> str:
         if engine == "sqlite":
             return f"sqlite:///{tmp_path / f'crmsync-{next(numbers)}.db'}"
-        made.append(await create_database(server))
-        return made[-1]
+        url = await create_database(server)
+        made_databases.append((server, url.rsplit("/", 1)[-1].split("?")[0]))
+        return url
 
-    yield make
-    for url in made:
-        await drop_database(server, url.rsplit("/", 1)[-1].split("?")[0])
+    return make
 
 
 @pytest.fixture

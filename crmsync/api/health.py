@@ -8,10 +8,10 @@ from aiohttp import web
 
 from ..auth import public
 from ..crm.errors import CrmError
-from ..keys import crm_key, db_key, engine_key, metrics_key
+from ..keys import crm_key, db_key, membership_key, metrics_key, replica_key
 from ..metrics import CONTENT_TYPE
 from ..render import json_response
-from ..store import users
+from ..store import jobs, users
 
 logger = logging.getLogger(__name__)
 
@@ -37,15 +37,21 @@ async def readyz(request: web.Request) -> web.Response:
     except CrmError as exc:
         checks["crm"] = f"failed: {exc.message}"
     ready = all(v == "ok" for v in checks.values())
-    return json_response({"status": "ready" if ready else "not_ready", "checks": checks}, status=200 if ready else 503)
+    body = {"status": "ready" if ready else "not_ready", "replica": request.app[replica_key], "checks": checks}
+    return json_response(body, status=200 if ready else 503)
 
 
 @public
 async def metrics(request: web.Request) -> web.Response:
     """Prometheus text exposition; the gauges are read now, from the queue and the database."""
     registry = request.app[metrics_key]
-    registry.queue_depth.set(request.app[engine_key].pool.depth)
+    registry.queue_depth.set(await jobs.queued_count(request.app[db_key]))
     counts = dict.fromkeys(("pending", "synced", "failed"), 0) | await users.count_by_status(request.app[db_key])
     for status, count in counts.items():
         registry.users.labels(status).set(count)
+    live = request.app[membership_key].live
+    registry.replicas.set(len(live))
+    for replica in live:
+        registry.replica_jobs_running.labels(replica.id).set(replica.jobs_running)
+        registry.replica_jobs_done.labels(replica.id).set(replica.jobs_done)
     return web.Response(body=registry.render(), headers={"Content-Type": CONTENT_TYPE})

@@ -72,7 +72,7 @@ async def sync_meeting(request: web.Request) -> web.Response:
     meeting = await _own(request)
     meeting, job_id = await meeting_runs.start(request.app[meetings_key], meeting.id)
     if job_id is not None:
-        request.app[engine_key].pool.submit(job_id)
+        request.app[engine_key].wake()
         await announce(request.app[engine_key], meeting.id)
     return json_response(meeting.public(), status=202)
 

@@ -43,8 +43,8 @@ async def _load(request: web.Request) -> User:
 async def create_user(request: web.Request) -> web.Response:
     """Store a new contact and queue its first sync; durable before the 201."""
     fields = validate_contact(await read_json_object(request), partial=False)
-    user, job_id = await request.app[creator_key].create(fields)
-    request.app[engine_key].pool.submit(job_id)
+    user, _ = await request.app[creator_key].create(fields)
+    request.app[engine_key].wake()
     _announce(request, user)
     return json_response(user.public(), status=201, headers={"Location": f"/users/{user.id}"})
 
@@ -63,7 +63,7 @@ async def edit_user(request: web.Request) -> web.Response:
         raise NotFound("No user with this id.")
     user, job_id = result
     if job_id is not None:
-        request.app[engine_key].pool.submit(job_id)
+        request.app[engine_key].wake()
         _announce(request, user)
     return json_response(user.public())
 
@@ -82,8 +82,8 @@ async def sync_user(request: web.Request) -> web.Response:
     result = await users.requeue(request.app[db_key], user_id_from(request))
     if result is None:
         raise NotFound("No user with this id.")
-    user, job_id = result
-    request.app[engine_key].pool.submit(job_id)
+    user, _ = result
+    request.app[engine_key].wake()
     _announce(request, user)
     return json_response(user.public(), status=202)
 
@@ -91,8 +91,8 @@ async def sync_user(request: web.Request) -> web.Response:
 async def sync_failed(request: web.Request) -> web.Response:
     """Queue every failed user for sync now."""
     job_ids = await users.requeue_failed(request.app[db_key])
-    for job_id in job_ids:
-        request.app[engine_key].pool.submit(job_id)
+    if job_ids:
+        request.app[engine_key].wake()
     return json_response({"queued": len(job_ids)}, status=202)
 
 

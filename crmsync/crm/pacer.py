@@ -17,6 +17,8 @@ class Pacer:
 
     def __init__(self, headroom: float = 0.95) -> None:
         self._headroom = headroom  # pace a little under the limit: arrivals jitter on the way there
+        self._limit: float | None = None
+        self._share = 1.0  # this replica's share of the CRM's limit (1 / live replicas)
         self._interval: float | None = None
         self._tolerance = 0.0
         self._tat = 0.0  # theoretical arrival time of the next request
@@ -47,14 +49,31 @@ class Pacer:
         limit = _number(headers.get("X-RateLimit-Limit"))
         if limit is None or limit <= 0:
             return
-        interval = 1 / (limit * self._headroom)
-        if interval != self._interval:
-            self._interval = interval
-            # Allow a small burst, well under the CRM's, so our bucket never runs ahead of theirs.
-            self._tolerance = max(0.0, min(math.ceil(limit) // 2, 4) - 1) * interval
+        if limit != self._limit:
+            self._limit = limit
+            self._retune()
         remaining, reset = _number(headers.get("X-RateLimit-Remaining")), _number(headers.get("X-RateLimit-Reset"))
         if remaining is not None and remaining < 1 and reset:
             self._tat = max(self._tat, time.monotonic() + reset + self._tolerance)
+
+    @property
+    def share(self) -> float:
+        """This replica's share of the CRM's limit."""
+        return self._share
+
+    @share.setter
+    def share(self, share: float) -> None:
+        if share != self._share:
+            self._share = share
+            self._retune()
+
+    def _retune(self) -> None:
+        if self._limit is None:
+            return
+        rate = self._limit * self._share
+        self._interval = 1 / (rate * self._headroom)
+        # Allow a small burst, well under the CRM's, so the replicas' buckets together never run ahead of it.
+        self._tolerance = max(0.0, min(math.ceil(rate) // 2, 4) - 1) * self._interval
 
     def pause(self, seconds: float) -> None:
         """Hold every request for a while (the CRM said Retry-After)."""

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import abc
+import logging
+from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import timedelta
 from typing import Any, Protocol, TypeVar
 
+from ..timeutil import isoformat, utcnow
 from .errors import StorageUnavailable, TransientConflict
 from .group_commit import GroupCommit
 from .health import StorageHealth
 
 T = TypeVar("T")
+Listener = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 
 class Row(Protocol):
@@ -52,6 +58,10 @@ class Connection(abc.ABC):
     def savepoint(self) -> AbstractAsyncContextManager[None]:
         """A nested unit: an error inside undoes only what the unit wrote, then propagates."""
 
+    @abc.abstractmethod
+    async def notify(self, channel: str, payload: str = "") -> None:
+        """Tell every replica's listeners on the channel, once this transaction commits."""
+
 
 class Database(abc.ABC):
     """A database: reads outside transactions, write transactions, and grouped commits.
@@ -61,8 +71,12 @@ class Database(abc.ABC):
     """
 
     engine: str
+    # Whether several processes may serve this database at once (PostgreSQL), or one only (a SQLite file).
+    shared: bool
 
     def __init__(self) -> None:
+        self.clock_offset = 0.0  # seconds to add to this machine's clock to read the database's
+        self._listeners: dict[str, list[Listener]] = defaultdict(list)
         self.storage = StorageHealth()
         self.group: GroupCommit[Unit[Any], Any] = GroupCommit(self.transaction, run_units)
         self.wrote = False  # set by _begin: whether the last transaction changed anything
@@ -97,6 +111,28 @@ class Database(abc.ABC):
     @abc.abstractmethod
     def _begin(self) -> AbstractAsyncContextManager[Connection]:
         """The engine's transaction; sets self.wrote before it ends."""
+
+    def now(self) -> str:
+        """The time by the database's clock (leases and due times compare with it on every replica)."""
+        return isoformat(utcnow() + timedelta(seconds=self.clock_offset))
+
+    async def measure_clock(self) -> None:  # noqa: B027 (a local file shares our clock: nothing to measure)
+        """Measure how far this machine's clock is from the database's."""
+
+    def listen(self, channel: str, listener: Listener) -> None:
+        """Call listener(payload) for every notification on the channel, from any replica (this one too)."""
+        self._listeners[channel].append(listener)
+
+    @abc.abstractmethod
+    async def notify(self, channel: str, payload: str = "") -> None:
+        """Tell every replica's listeners on the channel now (outside any transaction)."""
+
+    def _dispatch(self, channel: str, payload: str) -> None:
+        for listener in self._listeners.get(channel, ()):
+            try:
+                listener(payload)
+            except Exception:  # one broken listener must not stop the others
+                logger.exception("listener_failed", extra={"channel": channel})
 
     async def check(self) -> None:
         """Raise StorageUnavailable unless the database answers and takes writes.

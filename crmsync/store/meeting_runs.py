@@ -35,6 +35,7 @@ async def start(store: MeetingStore, meeting_id: str) -> tuple[Meeting, int | No
     async with store.db.transaction() as conn:
         started = await conn.fetchrow(_START, now, meeting_id)
         job_id = await jobs.upsert(conn, STAGE_JOBS[0], meeting_id, now) if started else None
+        await store.changed(conn, meeting_id)
     store.cache.invalidate(meeting_id)
     meeting = await store.get(meeting_id)
     assert meeting is not None
@@ -47,12 +48,14 @@ async def advance(store: MeetingStore, job: Job, number: int, extra: dict[str, A
     next_job = None
     async with store.db.transaction() as conn:
         await _lock(conn, job.entity_id)
+        await jobs.check_lease(conn, job)  # raises LeaseLost: another run owns the stage now
         if not await jobs.finish(conn, job, now):
             return None  # a new run re-armed this stage meanwhile; it will run again
         args = (now, job.entity_id, extra.get("crm_meeting_id")) if number == 2 else (now, job.entity_id)
         await conn.execute(_FINISH[number], *args)
         if number < len(STAGE_JOBS):
             next_job = await jobs.upsert(conn, STAGE_JOBS[number], job.entity_id, now)
+        await store.changed(conn, job.entity_id)
     store.cache.invalidate(job.entity_id)
     return next_job
 
@@ -62,6 +65,7 @@ async def fail(store: MeetingStore, job: Job, message: str, run_after: str | Non
     now = now_iso()
     async with store.db.transaction() as conn:
         await _lock(conn, job.entity_id)
+        await jobs.check_lease(conn, job)
         current = await jobs.fail(conn, job, message, run_after, now)
         if current and run_after:
             await conn.execute(
@@ -74,6 +78,7 @@ async def fail(store: MeetingStore, job: Job, message: str, run_after: str | Non
                 " last_sync_at = $2 WHERE id = $3",
                 message, now, job.entity_id,
             )  # fmt: skip
+        await store.changed(conn, job.entity_id)
     store.cache.invalidate(job.entity_id)
     return current
 

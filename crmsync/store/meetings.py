@@ -13,6 +13,7 @@ from .database import Connection, Database, Row
 from .dialect import marks
 
 STAGES = ("contacts", "meeting", "associations")
+CACHE_CHANNEL = "crmsync_meetings"
 _STAGE_COLUMNS = tuple(f"{stage}_{edge}_at" for stage in STAGES for edge in ("started", "finished"))
 
 
@@ -76,6 +77,13 @@ class MeetingStore:
     def __init__(self, db: Database, cache_size: int = 10_000) -> None:
         self.db = db
         self.cache: Cache[str, Meeting] = Cache(cache_size)
+        # A meeting written by any replica is dropped from every replica's cache once the write commits.
+        db.listen(CACHE_CHANNEL, lambda meeting_id: self.cache.invalidate(meeting_id))
+
+    async def changed(self, conn: Connection, meeting_id: str) -> None:
+        """Inside a write transaction: every replica forgets its cached copy once this commits."""
+        self.cache.invalidate(meeting_id)
+        await conn.notify(CACHE_CHANNEL, meeting_id)
 
     async def missing_users(self, user_ids: list[str]) -> list[str]:
         """The ids among these that name no user."""
@@ -95,6 +103,7 @@ class MeetingStore:
                 meeting_id, account_id, fields["title"], fields["starts_at"], fields.get("ends_at"), now,
             )  # fmt: skip
             await _set_attendees(conn, meeting_id, fields.get("attendee_ids", []))
+            await self.changed(conn, meeting_id)
         return await self._load(meeting_id)  # type: ignore[return-value]
 
     async def update(self, meeting: Meeting, fields: dict[str, Any]) -> Meeting:
@@ -111,6 +120,7 @@ class MeetingStore:
                 )  # fmt: skip
                 if "attendee_ids" in fields:
                     await _set_attendees(conn, meeting.id, fields["attendee_ids"])
+                await self.changed(conn, meeting.id)
         self.cache.invalidate(meeting.id)
         return await self._load(meeting.id)  # type: ignore[return-value]
 

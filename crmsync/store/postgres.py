@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -12,7 +15,7 @@ from typing import Any, NoReturn
 import asyncpg
 
 from ..timeutil import isoformat, parse_iso
-from .database import Connection, Database, Row
+from .database import Connection, Database, Listener, Row
 from .errors import ConstraintViolation, StorageUnavailable, StoreError, TransientConflict, UniqueViolation
 from .migrations import postgres as migrations
 
@@ -105,6 +108,9 @@ class PostgresConnection(Connection):
         except _DRIVER_ERRORS as exc:
             _raise(exc)
 
+    async def notify(self, channel: str, payload: str = "") -> None:
+        await self.execute("SELECT pg_notify($1, $2)", channel, payload)
+
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
         name = f"sp{next(self._savepoints)}"
@@ -119,13 +125,21 @@ class PostgresConnection(Connection):
 
 
 class PostgresDatabase(Database):
-    """A pool of connections; every transaction takes one, reads borrow one per query."""
+    """A pool of connections; every transaction takes one, reads borrow one per query.
+
+    Several processes may share the database: notifications go through NOTIFY, and one dedicated
+    connection per process LISTENs (reconnecting when it drops; callers poll as a fallback).
+    """
 
     engine = "postgres"
+    shared = True
 
-    def __init__(self, pool: asyncpg.Pool, safe_url: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, dsn: str, safe_url: str) -> None:
         self.pool = pool
+        self._dsn = dsn
         self._safe_url = safe_url
+        self._listener: asyncio.Task[None] | None = None
+        self._listening: asyncpg.Connection | None = None
         super().__init__()
 
     @classmethod
@@ -143,11 +157,70 @@ class PostgresDatabase(Database):
         except BaseException:
             await pool.close()
             raise
-        return cls(pool, safe_url)
+        database = cls(pool, dsn, safe_url)
+        await database.measure_clock()
+        return database
 
     async def close(self) -> None:
         await self.group_close()
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
         await self.pool.close()
+
+    async def measure_clock(self) -> None:
+        """Offset of the server's clock from ours, read at the midpoint of a round trip."""
+        started = time.time()
+        try:
+            server = await self.pool.fetchval("SELECT extract(epoch FROM clock_timestamp())::float8")
+        except _DRIVER_ERRORS as exc:
+            _raise(exc)
+        self.clock_offset = float(server) - (started + time.time()) / 2
+
+    def listen(self, channel: str, listener: Listener) -> None:
+        new = channel not in self._listeners
+        super().listen(channel, listener)
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen_forever(), name="pg-listen")
+        elif new and self._listening is not None and not self._listening.is_closed():
+            task = asyncio.create_task(self._listening.add_listener(channel, self._on_notification))
+            task.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+    async def notify(self, channel: str, payload: str = "") -> None:
+        try:
+            await self.pool.execute("SELECT pg_notify($1, $2)", channel, payload)
+        except _DRIVER_ERRORS as exc:
+            _raise(exc)
+
+    def _on_notification(self, _: object, __: int, channel: str, payload: str) -> None:
+        self._dispatch(channel, payload)
+
+    async def _listen_forever(self) -> None:
+        """Keep one connection LISTENing on every channel asked for; reconnect a second after it drops."""
+        while True:
+            try:
+                conn = await asyncpg.connect(self._dsn, server_settings={"timezone": "UTC"})
+            except _DRIVER_ERRORS as exc:
+                logger.warning("listen_connect_failed", extra={"error": type(exc).__name__})
+                await asyncio.sleep(1.0)
+                continue
+            closed = asyncio.Event()
+            conn.add_termination_listener(lambda _, closed=closed: closed.set())
+            try:
+                for channel in list(self._listeners):
+                    await conn.add_listener(channel, self._on_notification)
+                self._listening = conn
+                logger.info("listening", extra={"channels": sorted(self._listeners)})
+                await closed.wait()
+                logger.warning("listen_connection_lost")
+            except _DRIVER_ERRORS as exc:
+                logger.warning("listen_failed", extra={"error": type(exc).__name__})
+            finally:
+                self._listening = None
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=1)
+            await asyncio.sleep(1.0)
 
     def describe(self) -> str:
         return self._safe_url

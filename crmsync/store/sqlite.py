@@ -66,6 +66,7 @@ class SqliteConnection(Connection):
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
         self._savepoints = itertools.count()
+        self.pending: list[tuple[str, str]] = []  # notifications, sent when the transaction commits
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         try:
@@ -102,11 +103,19 @@ class SqliteConnection(Connection):
             raise
         await self.execute(f"RELEASE SAVEPOINT {name}")
 
+    async def notify(self, channel: str, payload: str = "") -> None:
+        if (channel, payload) not in self.pending:
+            self.pending.append((channel, payload))
+
 
 class SqliteDatabase(Database):
-    """One writer connection guarded by a lock, and one reader connection that sees commits only."""
+    """One writer connection guarded by a lock, and one reader connection that sees commits only.
+
+    One process serves a SQLite file: notifications stay in the process.
+    """
 
     engine = "sqlite"
+    shared = False
 
     def __init__(self, path: Path, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
         self.path = path
@@ -142,6 +151,7 @@ class SqliteDatabase(Database):
     async def _begin(self) -> AsyncIterator[Connection]:
         async with self._write_lock:
             changes = self._raw_writer.total_changes
+            self._writer.pending.clear()
             try:
                 await asyncio.shield(self._writer.execute("BEGIN IMMEDIATE"))
                 yield self._writer
@@ -151,12 +161,17 @@ class SqliteDatabase(Database):
                 await asyncio.shield(self._raw_writer.rollback())
                 raise
             self.wrote = self._raw_writer.total_changes != changes
+            for channel, payload in self._writer.pending:
+                self._dispatch(channel, payload)
 
     async def _commit(self) -> None:
         try:
             await self._raw_writer.commit()
         except sqlite3.Error as exc:
             _raise(exc)
+
+    async def notify(self, channel: str, payload: str = "") -> None:
+        self._dispatch(channel, payload)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         return await self._reader.fetch(sql, *args)

@@ -33,6 +33,7 @@ async def record_push_success(
     # Every transaction locks a user's row before its job's row: the same order everywhere, no deadlock.
     current = await users.lock(conn, user.id)
     assert current is not None  # users are never deleted while a push runs
+    await jobs.check_lease(conn, job)  # raises LeaseLost: another run owns the job now
     await attempts.record(conn, user.id, user.sync_attempts + 1, tries)
     finished = await jobs.finish(conn, job, now)
     local, snapshot = current.contact(), current.snapshot() or {}
@@ -87,6 +88,7 @@ async def record_push_failure(
 ) -> User | None:
     """Store a failed push: retried at run_after, or failed for good; None when a newer change re-armed the job."""
     await users.lock(conn, user.id)
+    await jobs.check_lease(conn, job)  # raises LeaseLost: another run owns the job now
     await attempts.record(conn, user.id, user.sync_attempts + 1, tries)
     if not await jobs.fail(conn, job, message, run_after, now, waits_for):
         await conn.execute("UPDATE users SET sync_attempts = sync_attempts + $1 WHERE id = $2", len(tries), user.id)

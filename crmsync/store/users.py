@@ -151,26 +151,28 @@ async def update(db: Database, user_id: str, fields: dict[str, str]) -> tuple[Us
     Raises DuplicateEmail when another user has the new email.
     """
     now = now_iso()
+
+    async def edit(conn: Connection) -> tuple[User, int | None] | None:
+        current = await lock(conn, user_id)
+        if current is None:
+            return None
+        name, email, phone = (fields.get(f, getattr(current, f)) for f in CONTACT_FIELDS)
+        if (name, email, phone) == (current.name, current.email, current.phone):
+            return current, None
+        row = await conn.fetchrow(
+            "UPDATE users SET name = $1, email = $2, phone = $3, sync_status = 'pending', next_retry_at = NULL,"
+            " updated_at = $4 WHERE id = $5 RETURNING *",
+            name, email, phone, now, user_id,
+        )  # fmt: skip
+        return User.from_row(row), await jobs.upsert(conn, jobs.USER_PUSH, user_id, now)
+
     try:
-        async with db.transaction() as conn:
-            current = await lock(conn, user_id)
-            if current is None:
-                return None
-            name, email, phone = (fields.get(f, getattr(current, f)) for f in CONTACT_FIELDS)
-            if (name, email, phone) == (current.name, current.email, current.phone):
-                return current, None
-            row = await conn.fetchrow(
-                "UPDATE users SET name = $1, email = $2, phone = $3, sync_status = 'pending', next_retry_at = NULL,"
-                " updated_at = $4 WHERE id = $5 RETURNING *",
-                name, email, phone, now, user_id,
-            )  # fmt: skip
-            job_id = await jobs.upsert(conn, jobs.USER_PUSH, user_id, now)
+        return await db.run(edit)
     except UniqueViolation as exc:
         if exc.constraint != "users.email":
             raise
         owner = await db.fetchval("SELECT id FROM users WHERE email = $1", fields["email"])
         raise DuplicateEmail("Another user already has this email.", id=owner) from None
-    return User.from_row(row), job_id
 
 
 # The manual retry: a failed user is pending again, its push due now.
@@ -183,25 +185,29 @@ _REQUEUE = (
 async def requeue(db: Database, user_id: str) -> tuple[User, int] | None:
     """Queue a push now, whatever the state: the manual retry."""
     now = now_iso()
-    async with db.transaction() as conn:
+
+    async def retry(conn: Connection) -> tuple[User, int] | None:
         row = await conn.fetchrow(_REQUEUE + " WHERE id = $1 RETURNING *", user_id)
-        if row is None:
-            return None
-        job_id = await jobs.upsert(conn, jobs.USER_PUSH, user_id, now)
-    return User.from_row(row), job_id
+        return None if row is None else (User.from_row(row), await jobs.upsert(conn, jobs.USER_PUSH, user_id, now))
+
+    return await db.run(retry)
 
 
 async def requeue_failed(db: Database) -> list[int]:
     """Queue a push for every failed user, as requeue() does for one; return the job ids."""
     now = now_iso()
-    async with db.transaction() as conn:
+
+    async def retry_all(conn: Connection) -> list[int]:
         user_ids = [row[0] for row in await conn.fetch(_REQUEUE + " WHERE sync_status = 'failed' RETURNING id")]
-        return [await jobs.upsert(conn, jobs.USER_PUSH, user_id, now) for user_id in user_ids]
+        return [await jobs.upsert(conn, jobs.USER_PUSH, user_id, now) for user_id in sorted(user_ids)]
+
+    return await db.run(retry_all)
 
 
 async def record_push_intent(db: Database, user_id: str, fields: dict[str, str]) -> None:
     """Note, durably and before sending, the values a push is about to write to the CRM."""
-    async with db.transaction() as conn:
+
+    async def note(conn: Connection) -> None:
         user = await lock(conn, user_id)
         if user is None:
             return
@@ -210,6 +216,8 @@ async def record_push_intent(db: Database, user_id: str, fields: dict[str, str])
             values = [v for v in intents.get(field, []) if v != value]
             intents[field] = [*values, value][-MAX_INTENTS:]
         await conn.execute("UPDATE users SET push_intents = $1 WHERE id = $2", json.dumps(intents), user_id)
+
+    await db.run(note)
 
 
 async def freeze_create_body(db: Database, user: User) -> str:

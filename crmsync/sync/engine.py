@@ -1,4 +1,4 @@
-"""Runs outbox jobs: loads each one, dispatches it by kind, and schedules retries."""
+"""Runs outbox jobs: the dispatcher claims them, the engine routes each to its handler by kind."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from ..events import EventBus
 from ..metrics import Metrics
 from ..store import jobs
 from ..store.database import Database
+from ..store.errors import StoreError
 from ..store.jobs import Job
 from ..store.meetings import MeetingStore
-from ..timeutil import isoformat, parse_iso, utcnow
-from .inflight import InFlight
-from .pool import WorkerPool
+from ..timeutil import isoformat, parse_iso
+from .dispatcher import Dispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ CRASHED = "An unexpected error stopped this sync {n} times; it will not be retri
 
 
 class SyncEngine:
-    """Everything a job handler needs, plus the worker pool that runs them."""
+    """Everything a job handler needs, and the dispatcher that feeds them."""
 
     def __init__(
         self,
@@ -44,6 +44,7 @@ class SyncEngine:
         meetings: MeetingStore,
         events: EventBus,
         metrics: Metrics,
+        replica_id: str,
     ) -> None:
         self.config = config
         self.events = events
@@ -52,8 +53,10 @@ class SyncEngine:
         self.meetings = meetings
         self.crm = crm
         self.alerter = alerter
-        self.pool = WorkerPool(self.run_jobs, config.workers, config.batch_size)
-        self.inflight = InFlight()
+        self.replica_id = replica_id
+        self.dispatcher = Dispatcher(
+            db, self.run_jobs, replica_id, config.workers, config.batch_size, config.job_lease
+        )  # fmt: skip
         self._handlers: dict[str, JobHandler] = {}
         self._batch_handlers: dict[str, BatchHandler] = {}
         self._give_up: dict[str, GiveUp] = {}
@@ -70,72 +73,95 @@ class SyncEngine:
             self._give_up[kind] = give_up
 
     async def start(self) -> None:
-        """Start the workers and queue every unfinished job again (a crash loses nothing)."""
-        self.pool.start()
-        now = utcnow()
-        pending = await jobs.open_jobs(self.db)
-        for job_id, run_after in pending:
-            delay = (parse_iso(run_after) - now).total_seconds() if run_after else 0.0
-            self.pool.submit_later(job_id, delay)
-        if pending:
-            logger.info("jobs_recovered", extra={"count": len(pending)})
+        """Start claiming. A SQLite file has one process: leases a previous run left are its own, freed now."""
+        if not self.db.shared and (freed := await jobs.release_owned(self.db, None)):
+            logger.info("leases_recovered", extra={"count": freed})
+        self.dispatcher.start()
 
     async def stop(self) -> None:
-        """Let running jobs finish within the shutdown bound."""
-        await self.pool.stop(self.config.shutdown_timeout)
+        """Stop claiming; running jobs finish within the shutdown bound; the rest go back to the table."""
+        await self.dispatcher.stop(self.config.shutdown_timeout)
 
-    async def run_jobs(self, job_ids: list[int]) -> None:
-        """Run the due jobs among these ids; those done, failed or not yet due are left alone."""
-        due: dict[str, list[Job]] = defaultdict(list)
-        now = utcnow()
-        for job in await jobs.get_many(self.db, job_ids):
-            if job.state != "queued":
+    def wake(self) -> None:
+        """Work was queued in this process: look for it at once (other replicas hear of it by notification)."""
+        self.dispatcher.wake()
+
+    async def run_now(self, job_id: int, handler: JobHandler) -> bool:
+        """Claim one job and run it here and now (unless another run holds it); True when it ran here."""
+        now = self.db.now()
+        until = isoformat(parse_iso(now) + timedelta(seconds=self.config.job_lease))
+        job = await jobs.claim_one(self.db, job_id, self.replica_id, now, until)
+        if job is None:
+            return False
+        self.dispatcher.running[job.id] = job
+        try:
+            await self.guarded(handler, job, [job])
+        finally:
+            self.dispatcher.running.pop(job.id, None)
+        return True
+
+    async def run_jobs(self, claimed: list[Job]) -> None:
+        """Run claimed jobs: several due user pushes through the batch handler, the others one by one."""
+        by_kind: dict[str, list[Job]] = defaultdict(list)
+        for job in claimed:
+            by_kind[job.kind].append(job)
+        for kind, group in by_kind.items():
+            handler = self._handlers.get(kind)
+            if handler is None:
+                logger.error("job_kind_unknown", extra={"kind": kind, "job_ids": [job.id for job in group][:20]})
                 continue
-            if job.run_after and (wait := (parse_iso(job.run_after) - now).total_seconds()) > 0:
-                self.pool.submit_later(job.id, wait)
-                continue
-            due[job.kind].append(job)
-        for kind, group in due.items():
             batch = self._batch_handlers.get(kind)
             if batch is not None and len(group) > 1:
                 await self.guarded(batch, group, group)
             else:
-                await asyncio.gather(*(self.guarded(self._handlers[kind], job, [job]) for job in group))
+                await asyncio.gather(*(self.guarded(handler, job, [job]) for job in group))
 
     async def guarded(self, handler: Callable[..., Awaitable[None]], work: Any, crashable: list[Job]) -> None:
         """Run a handler; a bug in it is logged and its jobs retried later, and failed once it keeps crashing."""
         try:
             await handler(self, work)
+        except StoreError as exc:  # the database is away or busy: not the job's fault, so not a crash
+            logger.warning("job_interrupted", extra={"job_ids": [job.id for job in crashable][:20], "error": str(exc)})
+            await self._postpone(crashable)
         except Exception:
             logger.exception("job_crashed", extra={"job_ids": [job.id for job in crashable][:20]})
-            await self._count_crashes(crashable)
+            try:
+                await self._count_crashes(crashable)
+            except StoreError as exc:  # the claim's lease runs out and another run counts again
+                logger.warning("crash_not_recorded", extra={"error": str(exc)})
+
+    async def _postpone(self, interrupted: list[Job]) -> None:
+        """Run interrupted jobs again after the first backoff step; if even that cannot be written, their
+        leases run out and any replica takes them then."""
+        run_after = isoformat(parse_iso(self.db.now()) + timedelta(seconds=self.config.job_backoff[0]))
+        for job in interrupted:
+            try:
+                await jobs.postpone(self.db, job, run_after)
+            except StoreError:
+                return
 
     async def _count_crashes(self, crashed: list[Job]) -> None:
-        now = utcnow()
-        run_after = isoformat(now + timedelta(seconds=self.config.job_backoff[0]))
-        async with self.db.transaction() as conn:
-            counted = [await jobs.record_crash(conn, job, "crashed", run_after, isoformat(now)) for job in crashed]
-        for job in counted:
-            if job is None:
-                continue  # re-armed by a newer change meanwhile; that run goes ahead
-            if job.state == "queued":
-                self.pool.submit_later(job.id, self.config.job_backoff[0])
-                continue
-            message = CRASHED.format(n=job.crashes)
+        now = self.db.now()
+        run_after = isoformat(parse_iso(now) + timedelta(seconds=self.config.job_backoff[0]))
+        for counted in [await jobs.record_crash(self.db, job, "crashed", run_after, now) for job in crashed]:
+            if counted is None or counted.state == "queued":
+                continue  # re-armed or re-claimed meanwhile (that run goes ahead), or retried when due
+            message = CRASHED.format(n=counted.crashes)
             logger.error(
                 "job_failed_after_crashes",
-                extra={"job_id": job.id, "kind": job.kind, "entity_id": job.entity_id, "crashes": job.crashes},
-            )
-            if (give_up := self._give_up.get(job.kind)) is not None:
-                await give_up(self, job, message)
+                extra={"job_id": counted.id, "kind": counted.kind, "entity_id": counted.entity_id,
+                       "crashes": counted.crashes},
+            )  # fmt: skip
+            if (give_up := self._give_up.get(counted.kind)) is not None:
+                await give_up(self, counted, message)
             else:
-                self.alerter.sync_failed(job.kind, job.entity_id, None, message)
+                self.alerter.sync_failed(counted.kind, counted.entity_id, None, message)
 
-    def next_retry(self, job: Job) -> tuple[str, float] | None:
+    def next_retry(self, job: Job) -> str | None:
         """When a transiently failed job should run again, or None once its retry budget is spent."""
         round_no = job.attempts + 1
         if round_no > self.config.job_retries:
             return None
         steps = self.config.job_backoff
         delay = steps[min(round_no, len(steps)) - 1] * random.uniform(0.8, 1.2)
-        return isoformat(utcnow() + timedelta(seconds=delay)), delay
+        return isoformat(parse_iso(self.db.now()) + timedelta(seconds=delay))

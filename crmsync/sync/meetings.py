@@ -13,10 +13,11 @@ from ..crm.errors import CrmError, CrmNotFound, CrmRejected, CrmUnavailable
 from ..crm.meetings import create_meeting, set_contacts, update_meeting
 from ..events import meeting_event
 from ..store import jobs, meeting_runs, users
-from ..store.jobs import Job
+from ..store.jobs import Job, LeaseLost
 from ..store.meetings import STAGES, Meeting
 from ..timeutil import now_iso
 from .engine import SyncEngine
+from .settle import settled
 from .user_push import INTERNAL, push_user
 
 logger = logging.getLogger(__name__)
@@ -25,14 +26,15 @@ Stage = Callable[[SyncEngine, Meeting, list[Attempt]], Awaitable[dict[str, Any]]
 
 
 async def _ensure_contacts(engine: SyncEngine, meeting: Meeting, tries: list[Attempt]) -> dict[str, Any]:
-    """Stage 1: every attendee exists in the CRM; one that has no crm_id yet is pushed now."""
+    """Stage 1: every attendee exists in the CRM; one that has no crm_id yet is pushed now (here, or by
+    the replica already pushing it)."""
     armed: dict[str, int] = {}
     for user in (await users.get_many(engine.db, list(meeting.attendee_ids))).values():
         if user.crm_id is None:
             async with engine.db.transaction() as conn:
                 armed[user.id] = await jobs.upsert(conn, jobs.USER_PUSH, user.id, now_iso())
-            [job] = await jobs.get_many(engine.db, [armed[user.id]])
-            await push_user(engine, job)
+            await engine.run_now(armed[user.id], push_user)
+    await settled(engine.db, list(armed))
     for user in (await users.get_many(engine.db, list(armed))).values():
         if user.crm_id is None:
             [job] = await jobs.get_many(engine.db, [armed[user.id]])
@@ -98,11 +100,15 @@ async def _run_stage(engine: SyncEngine, job: Job, number: int) -> None:
         logger.exception("meeting_stage_crashed", extra=context)
         await _stage_failed(engine, job, meeting, CrmUnavailable(INTERNAL), context)
         return
-    next_job = await meeting_runs.advance(store, job, number, extra)
+    try:
+        next_job = await meeting_runs.advance(store, job, number, extra)
+    except LeaseLost:
+        logger.warning("outcome_dropped", extra={**context, "job_id": job.id, "reason": "the lease ran out"})
+        return
     engine.metrics.meeting_stages.labels(context["stage"], "finished").inc()
     logger.info("meeting_stage_finished", extra={**context, "requests": len(tries)})
     if next_job is not None:
-        engine.pool.submit(next_job)
+        engine.wake()
     await announce(engine, meeting.id)
 
 
@@ -114,13 +120,16 @@ async def announce(engine: SyncEngine, meeting_id: str) -> None:
 
 async def _stage_failed(engine: SyncEngine, job: Job, meeting: Meeting, exc: CrmError, context: dict[str, Any]) -> None:
     retry = engine.next_retry(job) if exc.transient else None
-    if not await meeting_runs.fail(engine.meetings, job, exc.message, retry[0] if retry else None):
+    try:
+        if not await meeting_runs.fail(engine.meetings, job, exc.message, retry):
+            return
+    except LeaseLost:
+        logger.warning("outcome_dropped", extra={**context, "job_id": job.id, "reason": "the lease ran out"})
         return
     await announce(engine, meeting.id)
     engine.metrics.meeting_stages.labels(context["stage"], "retrying" if retry else "failed").inc()
     if retry is not None:
-        engine.pool.submit_later(job.id, retry[1])
-        logger.warning("meeting_stage_retrying", extra={**context, "error": exc.message, "next_retry_at": retry[0]})
+        logger.warning("meeting_stage_retrying", extra={**context, "error": exc.message, "next_retry_at": retry})
     else:
         logger.error("meeting_stage_failed", extra={**context, "error": exc.message, "next_retry_at": None})
         engine.alerter.sync_failed("meeting", meeting.id, None, exc.message)

@@ -13,7 +13,7 @@ from ..events import user_event
 from ..store import jobs
 from ..store.database import Connection
 from ..store.errors import UniqueViolation
-from ..store.jobs import Job
+from ..store.jobs import Job, LeaseLost
 from ..store.user_sync import mark_push_failed, record_push_failure, record_push_success
 from ..store.users import User
 from ..timeutil import now_iso
@@ -52,10 +52,13 @@ async def succeeded(engine: SyncEngine, outcomes: list[Outcome]) -> None:
     """
     now = now_iso()
 
-    async def record(conn: Connection) -> tuple[list[int], list[tuple[Outcome, User]], list[Outcome]]:
+    async def record(
+        conn: Connection,
+    ) -> tuple[list[int], list[tuple[Outcome, User]], list[Outcome], list[Outcome]]:
         again: list[int] = []
         stored: list[tuple[Outcome, User]] = []
         refused: list[Outcome] = []
+        lost: list[Outcome] = []
         # In id order, so that two transactions locking several users seldom wait on each other in a circle.
         for outcome in sorted(outcomes, key=lambda o: o.user.id):
             try:
@@ -68,13 +71,18 @@ async def succeeded(engine: SyncEngine, outcomes: list[Outcome]) -> None:
             except UniqueViolation:
                 refused.append(outcome)
                 continue
+            except LeaseLost:
+                lost.append(outcome)
+                continue
             again += [job_id, *woken] if job_id is not None else woken
             stored.append((outcome, row))
-        return again, stored, refused
+        return again, stored, refused, lost
 
-    again, stored, refused = await engine.db.run(record)
-    for job_id in again:
-        engine.pool.submit(job_id)
+    again, stored, refused, lost = await engine.db.run(record)
+    for outcome in lost:
+        dropped(outcome.job, outcome.user.id)
+    if again:
+        engine.wake()
     publish_users(engine, [row for _, row in stored])
     engine.metrics.syncs.labels("synced").inc(len(stored))
     for outcome, row in stored:
@@ -92,23 +100,25 @@ async def failed(
 ) -> None:
     """Record a failed push: rescheduled with backoff while transient and within budget, else final."""
     now = now_iso()
-    retry = engine.next_retry(job) if exc.transient else None
-    run_after = retry[0] if retry else None
+    run_after = engine.next_retry(job) if exc.transient else None
     burn = not exc.transient and not user.crm_id
-    async with engine.db.transaction() as conn:
-        row = await record_push_failure(conn, job, user, exc.message, run_after, burn, tries, now, waits_for)
-        woken = await jobs.wake_waiting(conn, user.id, now)
-    for job_id in woken:
-        engine.pool.submit(job_id)
+    try:
+        async with engine.db.transaction() as conn:
+            row = await record_push_failure(conn, job, user, exc.message, run_after, burn, tries, now, waits_for)
+            woken = await jobs.wake_waiting(conn, user.id, now)
+    except LeaseLost:
+        dropped(job, user.id)
+        return
+    if woken:
+        engine.wake()
     log_tries(engine, user, user.crm_id, tries)
     if row is None:
         return  # edited meanwhile: the new change runs now with a fresh budget
     publish_users(engine, [row])
     extra = {"user_id": user.id, "crm_id": user.crm_id, "error": exc.message, "http_status": exc.status}
-    engine.metrics.syncs.labels("retrying" if retry else "failed").inc()
-    if retry is not None:
+    engine.metrics.syncs.labels("retrying" if run_after else "failed").inc()
+    if run_after is not None:
         engine.metrics.retries.labels("job").inc()
-        engine.pool.submit_later(job.id, retry[1])
         logger.warning("sync_retrying", extra={**extra, "next_retry_at": run_after, "job_attempt": job.attempts + 1,
                                                "waits_for": waits_for})  # fmt: skip
     else:
@@ -124,6 +134,12 @@ async def give_up(engine: SyncEngine, job: Job, message: str) -> None:
         publish_users(engine, [row])
         engine.metrics.syncs.labels("failed").inc()
         engine.alerter.sync_failed("user", row.id, row.email, message)
+
+
+def dropped(job: Job, user_id: str) -> None:
+    """An outcome from a claim whose lease ran out meanwhile: another run owns the job now."""
+    logger.warning("outcome_dropped", extra={"job_id": job.id, "user_id": user_id, "lease_token": job.lease_token,
+                                             "reason": "the lease ran out and the job was claimed again"})  # fmt: skip
 
 
 def log_tries(engine: SyncEngine, user: User, crm_id: str | None, tries: list[Attempt]) -> None:

@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
-
-from ..crm.errors import CrmError, CrmNotFound
+from ..crm.errors import CrmNotFound
 from ..errors import Conflict, DuplicateEmail, NotFound
 from ..events import user_event
-from ..keys import config_key, engine_key, sweeper_key
 from ..store import checkpoints, users
 from ..store.crm_changes import Applied, CrmChange, apply_crm_record, record_change
 from ..store.database import Connection
 from ..store.user_sync import mark_deleted_in_crm
 from ..timeutil import now_iso
 from .engine import SyncEngine
+from .settle import settled
 from .user_push import DELETED
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT = "crm_users_updated_since"
-SETTLE_SECONDS = 5.0  # how long CRM news about a user waits for that user's push in flight
 
 
 async def reconcile_user(engine: SyncEngine, user_id: str) -> Applied:
@@ -41,13 +36,13 @@ async def reconcile_user(engine: SyncEngine, user_id: str) -> Applied:
     except CrmNotFound:
         await mark_deleted(engine, user.id)
         return Applied((await users.get(engine.db, user_id)) or user, None)
-    await engine.inflight.settled(user.id, SETTLE_SECONDS)
+    await settled(engine.db, [user.id])
     async with engine.db.transaction() as conn:
         applied = await apply_crm_record(conn, user.id, record_change(record, read_since), "reconcile")
     if applied is None:
         raise NotFound("No user with this id.")
     if applied.job_id is not None:
-        engine.pool.submit(applied.job_id)
+        engine.wake()
     if engine.events:
         engine.events.publish(user_event(applied.user))
     changed = sorted(applied.merged.changed) if applied.merged else []
@@ -64,18 +59,23 @@ async def mark_deleted(engine: SyncEngine, user_id: str) -> None:
     logger.error("user_deleted_in_crm", extra={"user_id": user_id})
 
 
-async def sweep(engine: SyncEngine) -> dict[str, int]:
-    """Merge every CRM record changed since the stored checkpoint, a page per transaction."""
+async def sweep(engine: SyncEngine, on_page: Callable[[], Awaitable[None]] | None = None) -> dict[str, int]:
+    """Merge every CRM record changed since the stored checkpoint, a page per transaction.
+
+    on_page runs before each page (the sweeper extends its lease there).
+    """
     since = await checkpoints.get(engine.db, CHECKPOINT)
     cursor: str | None = None
     counts = {"seen": 0, "changed": 0, "unknown": 0, "rejected": 0}
     while True:
+        if on_page is not None:
+            await on_page()
         read_since = now_iso()
         records, cursor = await engine.crm.list_users(since, cursor)
         counts["seen"] += len(records)
         jobs = await _apply_page(engine, records, read_since, counts)
-        for job_id in jobs:
-            engine.pool.submit(job_id)
+        if jobs:
+            engine.wake()
         if not cursor or not records:
             break
     logger.info("reconcile_sweep_done", extra=counts)
@@ -88,8 +88,7 @@ async def _apply_page(
     """Apply one page in one transaction; a record we cannot apply is skipped, not fatal to the rest."""
     crm_ids = [r["crm_id"] for r in records if isinstance(r, dict) and isinstance(r.get("crm_id"), str)]
     linked = await users.ids_by_crm_id(engine.db, crm_ids)
-    for user_id in linked.values():
-        await engine.inflight.settled(user_id, SETTLE_SECONDS)  # our own push's answer comes first
+    await settled(engine.db, list(linked.values()))  # our own pushes' answers come first
     changes: list[tuple[str, str, CrmChange]] = []  # (user id, crm_id, change), in user id order
     checkpoint: str | None = None
     for record in records:
@@ -127,60 +126,3 @@ async def _apply_page(
     counts["changed"] += changed
     counts["rejected"] += rejected
     return jobs
-
-
-class Sweeper:
-    """Runs one sweep at a time, on demand and every CRMSYNC_RECONCILE_INTERVAL seconds."""
-
-    def __init__(self, engine: SyncEngine, interval: float) -> None:
-        self._engine = engine
-        self._interval = interval
-        self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def running(self) -> bool:
-        """True while a sweep is in progress."""
-        return self._lock.locked()
-
-    def start_now(self) -> bool:
-        """Start a sweep in the background unless one is running; True when started."""
-        if self.running or (self._task is not None and not self._task.done()):
-            return False
-        self._task = asyncio.create_task(self._run_once())
-        return True
-
-    async def _run_once(self) -> None:
-        async with self._lock:
-            try:
-                await sweep(self._engine)
-            except CrmError as exc:
-                logger.warning("reconcile_sweep_failed", extra={"error": exc.message})
-            except Exception:  # the periodic sweep must outlive any one bad page
-                logger.exception("reconcile_sweep_crashed")
-
-    async def periodic(self) -> None:
-        """Sweep forever at the configured interval."""
-        while True:
-            await asyncio.sleep(self._interval)
-            await self._run_once()
-
-    async def close(self) -> None:
-        """Cancel a sweep in progress."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-
-async def sweeper_context(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: the periodic sweep, when the interval is above 0."""
-    sweeper = Sweeper(app[engine_key], app[config_key].reconcile_interval)
-    app[sweeper_key] = sweeper
-    timer = asyncio.create_task(sweeper.periodic()) if app[config_key].reconcile_interval > 0 else None
-    yield
-    if timer is not None:
-        timer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await timer
-    await sweeper.close()

@@ -22,13 +22,13 @@ async def reconcile_job(engine: SyncEngine, job: Job) -> None:
     except CrmError as exc:
         retry = engine.next_retry(job) if exc.transient else None
         async with engine.db.transaction() as conn:
-            current = await jobs.fail(conn, job, exc.message, retry[0] if retry else None, now_iso())
-        if current and retry is not None:
-            engine.pool.submit_later(job.id, retry[1])
+            await jobs.check_lease(conn, job)
+            await jobs.fail(conn, job, exc.message, retry, now_iso())
         log = logger.warning if retry else logger.error
-        log("reconcile_failed", extra={"user_id": job.entity_id, "error": exc.message, "retrying": bool(retry)})
+        log("reconcile_failed", extra={"user_id": job.entity_id, "error": exc.message, "next_retry_at": retry})
         return
     except ApiError as exc:  # the user is gone, or not in the CRM yet: nothing to reconcile
         logger.info("reconcile_skipped", extra={"user_id": job.entity_id, "reason": exc.message})
     async with engine.db.transaction() as conn:
+        await jobs.check_lease(conn, job)
         await jobs.finish(conn, job, now_iso())

@@ -30,8 +30,7 @@ async def push_users(engine: SyncEngine, group: list[Job]) -> None:
     singles = [job for job in group if job.entity_id not in found or found[job.entity_id].crm_id]
     if len(creates) > 1:
         started = time.perf_counter()
-        with engine.inflight.hold(user.id for _, user in creates):
-            singles += await _create_batch(engine, creates)
+        singles += await _create_batch(engine, creates)
         for _ in creates:
             engine.metrics.sync_duration.observe(time.perf_counter() - started)
     else:

@@ -9,6 +9,7 @@ from ..crm.attempts import Attempt
 from ..crm.client import Record
 from ..crm.errors import CrmDuplicate, CrmEmailTaken, CrmError, CrmNotFound, CrmRejected, CrmStale, CrmUnavailable
 from ..store import jobs, users
+from ..store.errors import StoreError
 from ..store.jobs import Job
 from ..store.users import User
 from ..timeutil import now_iso
@@ -38,7 +39,7 @@ async def push_user(engine: SyncEngine, job: Job) -> None:
         return
     tries: list[Attempt] = []
     started = now_iso()
-    with engine.inflight.hold([user.id]), engine.metrics.sync_duration.time():
+    with engine.metrics.sync_duration.time():
         try:
             pushed = await _push(engine, user, tries)
         except Blocked as blocked:
@@ -47,6 +48,8 @@ async def push_user(engine: SyncEngine, job: Job) -> None:
         except CrmError as exc:
             await failed(engine, job, user, exc, tries)
             return
+        except StoreError:
+            raise  # the database, not the push: the engine postpones the job quietly
         except Exception:
             # A bug or a surprise from the CRM must not strand the job: it gets the retry budget and alert.
             logger.exception("push_crashed", extra={"user_id": user.id, "job_id": job.id})

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 
 import attrs
 
@@ -14,12 +16,13 @@ from ..store.crm_changes import CrmChange, apply_crm_change
 from ..store.database import Connection, Database
 from ..timeutil import now_iso
 from .engine import SyncEngine
+from .settle import POLL as SETTLE_POLL
+from .settle import SETTLE_SECONDS
 
 logger = logging.getLogger(__name__)
 
 # Events with these results were handled for good; a redelivery is only acknowledged.
 FINAL = ("applied", "stale")
-SETTLE_SECONDS = 5.0
 MAX_PAYLOAD = 16 * 1024
 
 
@@ -47,14 +50,11 @@ class Handled:
     job_id: int | None = None
 
 
+IN_FLIGHT = Handled("in_flight")  # not applied: a push for the user is on the wire
+
+
 async def receive(engine: SyncEngine, event: WebhookEvent) -> Handled:
     """Apply an event once it is safe to, store it, log what became of it, and queue any push it leaves."""
-    user = None
-    if engine.inflight:  # only worth a lookup while some push is on the wire
-        user = await users.by_crm_id(engine.db, event.crm_id)
-    if user is not None and not await engine.inflight.settled(user.id, SETTLE_SECONDS):
-        # Our own push for this user is on the wire; its answer must land first. The CRM will retry.
-        raise Conflict("A push for this contact is in flight; retry shortly.")
     context = {"event_id": event.event_id, "crm_id": event.crm_id, "source": event.source}
     try:
         handled = await handle(engine.db, event)
@@ -67,7 +67,7 @@ async def receive(engine: SyncEngine, event: WebhookEvent) -> Handled:
         raise
     engine.metrics.webhooks.labels(handled.result).inc()
     if handled.job_id is not None:
-        engine.pool.submit(handled.job_id)
+        engine.wake()
     if engine.events and handled.user_id is not None:
         engine.events.publish({"type": "webhook", "event_id": event.event_id, "user_id": handled.user_id,
                                "result": handled.result, "changed_fields": handled.changed_fields})  # fmt: skip
@@ -83,19 +83,26 @@ async def handle(db: Database, event: WebhookEvent) -> Handled:
 
     Events that arrive together are applied in one shared transaction (group commit).
     """
-    handled = await db.group.run(lambda conn: _apply(conn, event))
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while (handled := await db.group.run(lambda conn: _apply(conn, event, db.now()))) is IN_FLIGHT:
+        # A push for this user is on the wire (on any replica): its answer lands first, then this news.
+        if time.monotonic() > deadline:
+            raise Conflict("A push for this contact is in flight; retry shortly.")
+        await asyncio.sleep(SETTLE_POLL)
     if handled is None:
         raise NotFound(f"No local user is linked to {event.crm_id[:64]} yet; retry later.")
     return handled
 
 
-async def _apply(conn: Connection, event: WebhookEvent) -> Handled | None:
+async def _apply(conn: Connection, event: WebhookEvent, now: str) -> Handled | None:
     # The user's row lock comes first: the same event delivered to two replicas at once waits here,
     # then finds the other's result below.
     user = await users.lock_by_crm_id(conn, event.crm_id)
     seen = await webhook_events.seen(conn, event.event_id)
     if seen is not None and seen[0] in FINAL:
         return Handled("duplicate", seen[1])
+    if user is not None and await jobs.in_flight(conn, user.id, now):
+        return IN_FLIGHT
     if user is None:
         await _store(conn, event, None, "unknown_crm_id", None)
         return None

@@ -162,6 +162,37 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX signin_failures_bucket ON signin_failures (bucket);
         """,
     ),
+    (
+        2,
+        """
+        ALTER TABLE sync_jobs ADD COLUMN lease_owner TEXT;
+        ALTER TABLE sync_jobs ADD COLUMN lease_until TIMESTAMPTZ;
+        ALTER TABLE sync_jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;
+        UPDATE sync_jobs SET run_after = updated_at WHERE run_after IS NULL;
+        DROP INDEX sync_jobs_open;
+        CREATE INDEX sync_jobs_due ON sync_jobs (run_after) WHERE state = 'queued';
+        CREATE INDEX sync_jobs_lease_owner ON sync_jobs (lease_owner) WHERE lease_owner IS NOT NULL;
+
+        CREATE TABLE replicas (
+            id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            address TEXT,
+            started_at TIMESTAMPTZ NOT NULL,
+            heartbeat_at TIMESTAMPTZ NOT NULL,
+            jobs_running INTEGER NOT NULL DEFAULT 0,
+            jobs_done BIGINT NOT NULL DEFAULT 0,
+            subscribers INTEGER NOT NULL DEFAULT 0,
+            pacer_share DOUBLE PRECISION
+        );
+
+        CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            until TIMESTAMPTZ NOT NULL
+        );
+        """,
+    ),
 )
 
 

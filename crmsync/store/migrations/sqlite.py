@@ -195,6 +195,42 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX webhook_events_received ON webhook_events (received_at);
         """,
     ),
+    (
+        7,
+        """
+        -- Jobs are claimed from the table by one replica at a time, under a lease it extends while the
+        -- work runs; lease_token moves on every claim, so an outcome from a lease lost meanwhile is dropped.
+        ALTER TABLE sync_jobs ADD COLUMN lease_owner TEXT;
+        ALTER TABLE sync_jobs ADD COLUMN lease_until TEXT;
+        ALTER TABLE sync_jobs ADD COLUMN lease_token INTEGER NOT NULL DEFAULT 0;
+        -- A queued job is due at run_after (never NULL): the claim reads due jobs in that order.
+        UPDATE sync_jobs SET run_after = updated_at WHERE run_after IS NULL;
+        DROP INDEX sync_jobs_open;
+        CREATE INDEX sync_jobs_due ON sync_jobs (run_after) WHERE state = 'queued';
+        CREATE INDEX sync_jobs_lease_owner ON sync_jobs (lease_owner) WHERE lease_owner IS NOT NULL;
+
+        -- The processes serving this database, each heartbeating while it lives.
+        CREATE TABLE replicas (
+            id TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            address TEXT,
+            started_at TEXT NOT NULL,
+            heartbeat_at TEXT NOT NULL,
+            jobs_running INTEGER NOT NULL DEFAULT 0,
+            jobs_done INTEGER NOT NULL DEFAULT 0,
+            subscribers INTEGER NOT NULL DEFAULT 0,
+            pacer_share REAL
+        );
+
+        -- Work only one replica may do at a time (the reconcile sweep), held until `until`.
+        CREATE TABLE leases (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            until TEXT NOT NULL
+        );
+        """,
+    ),
 )
 
 
