@@ -34,6 +34,7 @@ from .keys import (
     token_cache_key,
 )  # fmt: skip
 from .metrics import Metrics
+from .readiness import readiness_context
 from .store.creates import GroupCreator
 from .store.jobs import USER_PUSH
 from .store.meeting_runs import STAGE_JOBS
@@ -56,7 +57,7 @@ def create_app(config: Config) -> web.Application:
     app[metrics_key] = Metrics()
     app[sockets_key] = weakref.WeakSet()
     app.on_shutdown.append(close_sockets)
-    app.cleanup_ctx.extend([_database, _http, _engine, sweeper_context])
+    app.cleanup_ctx.extend([_database, _http, _engine, sweeper_context, readiness_context])
     app.router.add_post("/accounts", accounts.sign_up)
     app.router.add_post("/authenticate", accounts.authenticate)
     app.router.add_get("/", pages.dashboard)
@@ -106,8 +107,10 @@ async def _http(app: web.Application) -> AsyncIterator[None]:
         app[crm_key] = CrmClient(
             session, config.crm_url, config.crm_client_id, config.crm_client_secret,
             attempts=config.crm_attempts, backoff=config.crm_backoff, max_rate_wait=config.crm_max_rate_wait,
+            token_timeout=config.crm_token_timeout,
         )  # fmt: skip
         yield
+        await app[crm_key].tokens.close()
 
 
 async def _engine(app: web.Application) -> AsyncIterator[None]:

@@ -46,6 +46,8 @@ class Config:
     log_level: str = "INFO"
     reconcile_interval: float = 300.0
     job_retries: int = 5
+    # Bound on one CRM token fetch, its retries included; every waiting push fails over after it.
+    crm_token_timeout: float = 5.0
     smtp: SmtpConfig | None = None
     # Tuning knobs that tests shorten; not read from the environment.
     crm_attempts: int = 3
@@ -97,6 +99,7 @@ class Config:
             log_level=reader.choice("CRMSYNC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             reconcile_interval=reader.number("CRMSYNC_RECONCILE_INTERVAL", 300.0, low=0),
             job_retries=reader.integer("CRMSYNC_JOB_RETRIES", 5, low=0, high=100),
+            crm_token_timeout=reader.number("CRMSYNC_CRM_TOKEN_TIMEOUT", 5.0, low=0.1),
             smtp=smtp,
         )
 

@@ -8,12 +8,14 @@ import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import aiosqlite
 
+from .errors import StorageUnavailable
 from .group_commit import GroupCommit
 from .migrations import MIGRATIONS
+from .storage_health import StorageHealth
 
 logger = logging.getLogger(__name__)
 
@@ -25,18 +27,41 @@ _PRAGMAS = (
     "PRAGMA foreign_keys = ON",
     "PRAGMA busy_timeout = 5000",
 )
+# Driver errors that mean the storage itself cannot take writes, by SQLite primary result code.
+_STORAGE_TROUBLE = {sqlite3.SQLITE_FULL: "the disk is full", sqlite3.SQLITE_IOERR: "the disk reported an I/O error"}
+
+
+def storage_trouble(exc: BaseException) -> str | None:
+    """Why a driver exception means the storage cannot take writes, or None for any other error.
+
+    The one place that reads driver errors this way: a PostgreSQL driver adds its codes here
+    (53100 disk_full, 58030 io_error).
+    """
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in _STORAGE_TROUBLE:
+        return _STORAGE_TROUBLE[code & 0xFF]
+    text = str(exc).lower()
+    if "database or disk is full" in text:
+        return _STORAGE_TROUBLE[sqlite3.SQLITE_FULL]
+    if "disk i/o error" in text:
+        return _STORAGE_TROUBLE[sqlite3.SQLITE_IOERR]
+    return None
 
 
 class Database:
     """One writer connection guarded by a lock, and one reader connection that sees commits only."""
 
-    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    def __init__(self, writer: aiosqlite.Connection, reader: aiosqlite.Connection, path: Path) -> None:
+        self.path = path
         self.writer = writer
         self.reader = reader
         self._write_lock = asyncio.Lock()
         # Account ids seen to exist; accounts are never deleted, so this never needs invalidating.
         self.known_accounts: set[str] = set()
-        self.group = GroupCommit(self.transaction)
+        self.group = GroupCommit(self.transaction, self.storage_failure)
+        self.storage = StorageHealth()
 
     @classmethod
     async def open(cls, path: Path) -> Database:
@@ -49,7 +74,7 @@ class Database:
         except BaseException:
             await writer.close()
             raise
-        return cls(writer, reader)
+        return cls(writer, reader, path)
 
     async def close(self) -> None:
         """Commit grouped work still waiting, then close both connections."""
@@ -59,15 +84,46 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        """Run a block as one write transaction: committed on success, rolled back on any error."""
+        """Run a block as one write transaction: committed on success, rolled back on any error.
+
+        Raises StorageUnavailable when the storage refused the write (disk full or failing).
+        """
         async with self._write_lock:
-            await self.writer.execute("BEGIN IMMEDIATE")
+            changes = self.writer.total_changes
             try:
+                await asyncio.shield(self.writer.execute("BEGIN IMMEDIATE"))
                 yield self.writer
-            except BaseException:
+                await asyncio.shield(self.writer.commit())
+            except BaseException as exc:
+                # Also after a failed COMMIT: SQLite may keep that transaction open.
                 await asyncio.shield(self.writer.rollback())
-                raise
-            await asyncio.shield(self.writer.commit())
+                self._reraise(exc)
+            if self.writer.total_changes != changes:
+                self.storage.wrote()
+
+    def storage_failure(self, exc: BaseException) -> StorageUnavailable | None:
+        """The StorageUnavailable a driver error stands for (noting the episode), or None for other errors."""
+        reason = storage_trouble(exc)
+        return None if reason is None else self.storage.failed(reason, str(exc))
+
+    async def check(self) -> None:
+        """Raise unless the writer answers and the storage takes writes.
+
+        After a write failed for lack of storage, a check makes one small real write of its own once
+        no write has been tried for a while: a replica taken out of rotation still sees space come back.
+        """
+        probe = await self.storage.probe_due(self.path.parent)
+        async with self.transaction() as conn:
+            # Rewriting the row as it is is a real write that changes nothing.
+            await conn.execute("UPDATE schema_version SET version = version" if probe else "SELECT 1")
+        if self.storage.error is not None:
+            raise StorageUnavailable(f"The last write failed: {self.storage.error}.")
+
+    def _reraise(self, exc: BaseException) -> NoReturn:
+        failure = self.storage_failure(exc)
+        if failure is None:
+            raise exc
+        raise failure from exc
 
 
 async def fetch_all(conn: aiosqlite.Connection, sql: str, params: Any = ()) -> list[sqlite3.Row]:

@@ -20,6 +20,7 @@ class ApiError(Exception):
 
     status = 400
     code = "bad_request"
+    retry_after: int | None = None  # seconds, sent as Retry-After when set
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
@@ -61,6 +62,22 @@ class UpstreamUnavailable(ApiError):
     """The CRM could not be reached, or kept failing."""
 
     status, code = 503, "crm_unavailable"
+    retry_after = 10
+
+
+class StorageUnavailable(Exception):
+    """The database cannot take writes (disk full, I/O errors); nothing of the request was stored.
+
+    Not an ApiError on purpose: code that handles a refused request (a webhook records its refusals)
+    must not take an outage for a refusal; this goes straight to the error middleware.
+    """
+
+    status, code = 503, "storage_unavailable"
+    retry_after = 30
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class ValidationFailed(ApiError):
@@ -94,7 +111,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return error_response(exc.status, exc.code, exc.message, **exc.extra)
+        response = error_response(exc.status, exc.code, exc.message, **exc.extra)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except StorageUnavailable as exc:  # logged once per episode where it was noted, not once per request
+        response = error_response(exc.status, exc.code, exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

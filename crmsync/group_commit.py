@@ -2,6 +2,7 @@
 
 Each unit runs inside its own SAVEPOINT, so one that fails is rolled back alone and its caller
 gets the exception, while the others commit. A caller's await returns only after the commit.
+A failure of the storage itself (disk full) fails the whole batch: SQLite may have rolled it back.
 """
 
 from __future__ import annotations
@@ -14,19 +15,24 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
+from .errors import StorageUnavailable
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Unit = Callable[[aiosqlite.Connection], Awaitable[Any]]
 Waiting = tuple[Unit, bool, "asyncio.Future[Any]"]
 Transaction = Callable[[], AbstractAsyncContextManager[aiosqlite.Connection]]
+# The error that ends the whole batch for a unit's exception (storage trouble), or None when it is the unit's own.
+Fatal = Callable[[Exception], Exception | None]
 
 
 class GroupCommit:
     """Batches units of work into shared transactions, one batch at a time."""
 
-    def __init__(self, transaction: Transaction, max_batch: int = 256) -> None:
+    def __init__(self, transaction: Transaction, fatal: Fatal = lambda _: None, max_batch: int = 256) -> None:
         self._transaction = transaction
+        self._fatal = fatal
         self._max_batch = max_batch
         self._waiting: list[Waiting] = []
         self._wakeup = asyncio.Event()
@@ -66,28 +72,32 @@ class GroupCommit:
         outcomes: list[tuple[bool, Any]] = []
         try:
             async with self._transaction() as conn:
-                async for outcome in _units(conn, batch):
+                async for outcome in _units(conn, batch, self._fatal):
                     outcomes.append(outcome)
         except Exception as exc:  # the commit itself failed: nothing of this batch is stored
-            logger.exception("group_commit_failed", extra={"units": len(batch)})
+            if not isinstance(exc, StorageUnavailable):  # that one is logged once per episode, where it is noted
+                logger.exception("group_commit_failed", extra={"units": len(batch)})
             outcomes = [(False, exc)] * len(batch)
         for (_, _, future), (ok, value) in zip(batch, outcomes, strict=True):
             if not future.done():
                 future.set_result(value) if ok else future.set_exception(value)
 
 
-async def _units(conn: aiosqlite.Connection, batch: list[Waiting]) -> AsyncIterator[tuple[bool, Any]]:
+async def _units(conn: aiosqlite.Connection, batch: list[Waiting], fatal: Fatal) -> AsyncIterator[tuple[bool, Any]]:
     for unit, savepoint, _ in batch:
         if savepoint:
             await conn.execute("SAVEPOINT unit")
         try:
             value = await unit(conn)
-        except Exception as exc:  # this unit's failure is its caller's, not the batch's
+        except Exception as exc:
+            if (broken := fatal(exc)) is not None:
+                raise broken from exc
+            # This unit's failure is its caller's, not the batch's.
             if savepoint:
                 await conn.execute("ROLLBACK TO unit")
-            yield False, exc
-        else:
-            yield True, value
-        finally:
-            if savepoint:
                 await conn.execute("RELEASE unit")
+            yield False, exc
+            continue
+        if savepoint:
+            await conn.execute("RELEASE unit")
+        yield True, value

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from .db import Database
     from .events import EventBus
     from .metrics import Metrics
+    from .readiness import Readiness
     from .store.creates import GroupCreator
     from .store.meetings import MeetingStore
     from .sync.engine import SyncEngine
@@ -31,6 +32,7 @@ meetings_key: web.AppKey[MeetingStore] = web.AppKey("meetings")
 # Tokens already verified: their HMAC and claims are not checked again on every request.
 token_cache_key: web.AppKey[Cache[str, tuple[str, float]]] = web.AppKey("token_cache")
 events_key: web.AppKey[EventBus] = web.AppKey("events")
+readiness_key: web.AppKey[Readiness] = web.AppKey("readiness")
 metrics_key: web.AppKey[Metrics] = web.AppKey("metrics")
 # Open /events sockets, closed with "going away" when the server shuts down.
 sockets_key: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("event_sockets")

@@ -10,7 +10,7 @@ import uuid
 import attrs
 
 from ..db import Database, fetch_all
-from ..errors import DuplicateEmail
+from ..errors import DuplicateEmail, StorageUnavailable
 from ..timeutil import now_iso
 from .jobs import USER_PUSH
 from .users import User
@@ -68,7 +68,8 @@ class GroupCreator:
         try:
             results = await _insert(self._db, [r.fields for r in batch])
         except Exception as exc:  # every waiter learns of the failure; nothing was committed
-            logger.exception("user_create_failed", extra={"batch": len(batch)})
+            if not isinstance(exc, StorageUnavailable):  # that one is logged once per episode by the database
+                logger.exception("user_create_failed", extra={"batch": len(batch)})
             results = [exc] * len(batch)
         for request, result in zip(batch, results, strict=True):
             if request.done.done():
