@@ -10,6 +10,7 @@ from aiohttp import web
 
 from .alerts import Alerter
 from .api import accounts, cluster, events, health, meetings, pages, reconcile, users, webhook
+from .api.errors import error_middleware
 from .api.events import close_sockets
 from .api.pages import STATIC
 from .auth import auth_middleware
@@ -19,7 +20,6 @@ from .cluster import membership_context, new_replica_id
 from .config import Config
 from .crm.client import CrmClient
 from .crm.retry import attempt_tracer
-from .errors import error_middleware
 from .events import EventBus
 from .keys import (
     accounts_seen_key,
@@ -38,6 +38,7 @@ from .keys import (
     token_cache_key,
 )  # fmt: skip
 from .metrics import Metrics
+from .readiness import readiness_context
 from .retention import retention_context
 from .signin_limit import SigninLimiter
 from .store.creates import UserCreator
@@ -69,7 +70,9 @@ def create_app(config: Config) -> web.Application:
     app[sockets_key] = weakref.WeakSet()
     app.on_shutdown.append(close_sockets)
     app[replica_key] = new_replica_id()
-    app.cleanup_ctx.extend([_database, retention_context, _http, membership_context, _engine, sweeper_context])
+    app.cleanup_ctx.extend(
+        [_database, retention_context, _http, membership_context, _engine, sweeper_context, readiness_context]
+    )
     app.router.add_post("/accounts", accounts.sign_up)
     app.router.add_post("/authenticate", accounts.authenticate)
     app.router.add_get("/", pages.dashboard)
@@ -121,8 +124,10 @@ async def _http(app: web.Application) -> AsyncIterator[None]:
         app[crm_key] = CrmClient(
             session, config.crm_url, config.crm_client_id, config.crm_client_secret,
             attempts=config.crm_attempts, backoff=config.crm_backoff, max_rate_wait=config.crm_max_rate_wait,
+            token_timeout=config.crm_token_timeout,
         )  # fmt: skip
         yield
+        await app[crm_key].tokens.close()
 
 
 async def _engine(app: web.Application) -> AsyncIterator[None]:

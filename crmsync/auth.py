@@ -8,7 +8,8 @@ from typing import TypeVar
 
 from aiohttp import web
 
-from .errors import Handler, Unauthorized
+from .api.errors import Handler
+from .errors import Unauthorized
 from .keys import accounts_seen_key, config_key, db_key, token_cache_key
 from .store import accounts
 from .tokens import expires_at, token_from_header, verify_token

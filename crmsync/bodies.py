@@ -7,7 +7,8 @@ import logging
 
 from aiohttp import web
 
-from .errors import BadRequest, Handler, RequestTimeout
+from .api.errors import Handler
+from .errors import BadRequest, RequestTimeout
 from .keys import config_key
 
 logger = logging.getLogger(__name__)

@@ -54,6 +54,8 @@ class Config:
     body_timeout: float = 30.0
     # Seconds a stored webhook event (payload included) is kept; 0 keeps them forever.
     webhook_retention: float = 30 * 86400.0
+    # Bound on one CRM token fetch, its retries included; every waiting push fails over after it.
+    crm_token_timeout: float = 5.0
     smtp: SmtpConfig | None = None
     # Tuning knobs that tests shorten; not read from the environment.
     crm_attempts: int = 3
@@ -119,6 +121,7 @@ class Config:
             signin_window=reader.number("CRMSYNC_SIGNIN_WINDOW", 900.0, low=1),
             body_timeout=reader.number("CRMSYNC_BODY_TIMEOUT", 30.0, low=0),
             webhook_retention=reader.number("CRMSYNC_WEBHOOK_RETENTION_DAYS", 30.0, low=0, high=36500) * 86400,
+            crm_token_timeout=reader.number("CRMSYNC_CRM_TOKEN_TIMEOUT", 5.0, low=0.1),
             smtp=smtp,
         )
 

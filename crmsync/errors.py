@@ -1,27 +1,13 @@
-"""Domain exceptions and the one middleware that renders every error as JSON."""
+"""What can go wrong, in the service's own terms; api/errors.py maps each to an HTTP answer, in one place."""
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from aiohttp import web
 
-from .render import json_response
-
-logger = logging.getLogger(__name__)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ApiError(Exception):
-    """An error with an HTTP status, a machine-readable code and a sentence for a person."""
-
-    status = 400
-    code = "bad_request"
-    headers: Mapping[str, str] = {}  # sent with the error, e.g. Retry-After
-    close_connection = False  # True when the connection must not be reused after this answer
+class ServiceError(Exception):
+    """A refusal with a sentence for a person and optional details (sent as extra JSON fields)."""
 
     def __init__(self, message: str, **extra: Any) -> None:
         super().__init__(message)
@@ -29,106 +15,52 @@ class ApiError(Exception):
         self.extra = extra
 
 
-class BadRequest(ApiError):
-    status, code = 400, "bad_request"
+class BadRequest(ServiceError):
+    """The request cannot be read (not JSON, not an object)."""
 
 
-class Unauthorized(ApiError):
-    status, code = 401, "unauthorized"
+class Unauthorized(ServiceError):
+    """No valid token."""
 
 
-class InvalidCredentials(ApiError):
-    status, code = 401, "invalid_credentials"
+class InvalidCredentials(ServiceError):
+    """The email or the password is wrong (never said which)."""
 
 
-class NotFound(ApiError):
-    status, code = 404, "not_found"
+class NotFound(ServiceError):
+    """No such thing, or not the caller's."""
 
 
-class Conflict(ApiError):
-    status, code = 409, "conflict"
+class Conflict(ServiceError):
+    """The request clashes with the current state; trying again later may work."""
 
 
-class DuplicateEmail(ApiError):
-    status, code = 409, "duplicate_email"
+class DuplicateEmail(ServiceError):
+    """Another user or account already has this email."""
 
 
-class UpstreamRejected(ApiError):
-    """The CRM refused what we asked of it."""
-
-    status, code = 502, "crm_rejected"
-
-
-class UpstreamUnavailable(ApiError):
-    """The CRM could not be reached, or kept failing."""
-
-    status, code = 503, "crm_unavailable"
-
-
-class RequestTimeout(ApiError):
-    """The request body did not arrive in time; what is left of it is not waited for."""
-
-    status, code = 408, "request_timeout"
-    close_connection = True
-
-
-class TooManyAttempts(ApiError):
-    """Too many failed sign-ins for this email or from this address."""
-
-    status, code = 429, "too_many_attempts"
-
-    def __init__(self, retry_after: int) -> None:
-        super().__init__(f"Too many failed sign-ins; try again in {retry_after} seconds.")
-        self.headers = {"Retry-After": str(retry_after)}
-
-
-class ValidationFailed(ApiError):
-    """422 with a reason per field."""
-
-    status, code = 422, "validation_failed"
+class ValidationFailed(ServiceError):
+    """Some fields are wrong; a reason per field."""
 
     def __init__(self, fields: Mapping[str, str], message: str = "The request has invalid fields.") -> None:
         super().__init__(message, fields=dict(fields))
 
 
-def error_response(status: int, code: str, message: str, **extra: Any) -> web.Response:
-    """The JSON error body every endpoint uses."""
-    return json_response({"error": code, "message": message, **extra}, status=status)
+class RequestTimeout(ServiceError):
+    """The request body did not arrive in time; what is left of it is not waited for."""
 
 
-_HTTP_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-}
+class TooManyAttempts(ServiceError):
+    """Too many failed sign-ins for this email or from this address."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"Too many failed sign-ins; try again in {retry_after} seconds.")
+        self.retry_after = retry_after
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn domain errors, aiohttp's HTTP errors and surprises into JSON bodies."""
-    try:
-        return await handler(request)
-    except ApiError as exc:
-        response = error_response(exc.status, exc.code, exc.message, **exc.extra)
-        response.headers.update(exc.headers)
-        if exc.close_connection:
-            response.force_close()
-        return response
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        code = _HTTP_CODES.get(exc.status, "http_error")
-        response = error_response(exc.status, code, exc.reason)
-        for name in ("Allow", "WWW-Authenticate", "Retry-After"):
-            if name in exc.headers:
-                response.headers[name] = exc.headers[name]
-        return response
-    except ConnectionError:
-        raise  # a client that hung up (one that cuts a body off is answered in bodies.py)
-    except Exception:
-        logger.exception("unhandled_error", extra={"method": request.method, "path": request.path})
-        return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")
+class UpstreamRejected(ServiceError):
+    """The CRM refused what we asked of it."""
+
+
+class UpstreamUnavailable(ServiceError):
+    """The CRM could not be reached, or kept failing."""

@@ -9,12 +9,13 @@ from aiohttp import web
 
 if TYPE_CHECKING:
     from .alerts import Alerter
-    from .cache import Cache
-    from .cluster import Membership, RecentSet
+    from .cache import Cache, RecentSet
+    from .cluster import Membership
     from .config import Config
     from .crm.client import CrmClient
     from .events import EventBus
     from .metrics import Metrics
+    from .readiness import Readiness
     from .signin_limit import SigninLimiter
     from .store.creates import UserCreator
     from .store.database import Database
@@ -36,6 +37,7 @@ token_cache_key: web.AppKey[Cache[str, tuple[str, float]]] = web.AppKey("token_c
 accounts_seen_key: web.AppKey[RecentSet[str]] = web.AppKey("accounts_seen")
 signin_limiter_key: web.AppKey[SigninLimiter] = web.AppKey("signin_limiter")
 events_key: web.AppKey[EventBus] = web.AppKey("events")
+readiness_key: web.AppKey[Readiness] = web.AppKey("readiness")
 metrics_key: web.AppKey[Metrics] = web.AppKey("metrics")
 # Open /events sockets, closed with "going away" when the server shuts down.
 sockets_key: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("event_sockets")

@@ -14,6 +14,7 @@ from mock_crm import keys
 from mock_crm.areas import Area, area_of
 from mock_crm.bodies import read_json
 from mock_crm.errors import ApiError, InvalidJson, InvalidToken
+from mock_crm.faults import hold_token_request
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,7 @@ def _credentials(request: web.Request, fields: dict[str, str]) -> tuple[str, str
 
 async def token_handler(request: web.Request) -> web.Response:
     """POST /crm/token: exchange client credentials for a bearer JWT."""
+    await hold_token_request(request)
     fields = await _form_fields(request)
     grant_type = fields.get("grant_type")
     if not grant_type:

@@ -1,4 +1,4 @@
-"""Live fault settings (rate limit, failures, lost replies, latency) that admins can change."""
+"""Live fault settings (rate limit, failures, lost replies, latency, garbled replies) that admins can change."""
 
 from __future__ import annotations
 
@@ -26,6 +26,10 @@ class FaultSettings:
     fail_status: int = 503
     # A CRM that merges duplicates: the next merge_creates_next creates answer 201 with its newest record.
     merge_creates_next: int = 0
+    # The token endpoint is reliable unless asked: it then holds each request this long (lowering it lets go).
+    token_latency_ms: float = 0.0
+    # The next garble_next successful API replies keep their status but carry a broken body.
+    garble_next: int = 0
 
     @classmethod
     def from_config(cls, config: MockConfig) -> FaultSettings:
@@ -93,7 +97,7 @@ def _whole(value: Any, low: int, high: int) -> str | None:
     return None if low <= value <= high else f"must be between {low} and {high}"
 
 
-_WHOLE = ("rate_burst", "fail_next", "fail_status", "merge_creates_next")
+_WHOLE = ("rate_burst", "fail_next", "fail_status", "merge_creates_next", "garble_next")
 
 _CHECKS = {
     "fail_next": lambda value: _whole(value, 0, 1_000_000),
@@ -104,4 +108,6 @@ _CHECKS = {
     "failure_rate": lambda value: _number(value, 0, 1),
     "lost_reply_rate": lambda value: _number(value, 0, 1),
     "latency_ms": lambda value: _number(value, 0, 60_000),
+    "token_latency_ms": lambda value: _number(value, 0, 600_000),
+    "garble_next": lambda value: _whole(value, 0, 1_000_000),
 }

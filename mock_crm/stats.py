@@ -30,6 +30,7 @@ class Stats:
     injected_failures: int = 0
     lost_replies: int = 0  # writes applied whose reply became a 500 or a dropped connection
     dropped_connections: int = 0  # the part of lost_replies closed without any response
+    garbled_replies: int = 0  # successful replies sent with a broken body (garble_next)
     webhooks_emitted: int = 0
     webhook_attempts: int = 0
     webhooks_delivered: int = 0

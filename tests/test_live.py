@@ -128,4 +128,9 @@ async def test_health_and_readiness(
     lonely = await aiohttp_client(create_app(nowhere))
     resp = await lonely.get("/readyz")
     body = await resp.json()
-    assert resp.status == 503 and body["checks"]["database"] == "ok" and body["checks"]["crm"].startswith("failed")
+    # A CRM that cannot be reached is reported, not fatal: the outbox still takes writes durably.
+    assert resp.status == 200 and body["status"] == "degraded" and body["checks"]["database"] == "ok"
+    assert (
+        body["checks"]["crm"]
+        == "failed: The CRM could not be reached after 1 attempts (connection refused or unreachable)."
+    )

@@ -10,7 +10,7 @@ import orjson
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from ..auth import account_for_token, public
-from ..errors import ApiError
+from ..errors import ServiceError
 from ..events import Subscription
 from ..keys import events_key, sockets_key
 
@@ -59,7 +59,7 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> str 
         return None
     try:
         return await account_for_token(request.app, f"Bearer {token}")
-    except ApiError:
+    except ServiceError:
         return None
 
 

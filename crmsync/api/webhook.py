@@ -10,7 +10,7 @@ import attrs
 from aiohttp import web
 
 from ..auth import public
-from ..errors import ApiError, Unauthorized, ValidationFailed
+from ..errors import ServiceError, Unauthorized, ValidationFailed
 from ..keys import config_key, engine_key
 from ..render import json_response
 from ..signatures import SignatureError, verify
@@ -50,7 +50,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     engine = request.app[engine_key]
     try:
         event = _parse(event_id, raw)
-    except ApiError as exc:
+    except ServiceError as exc:
         engine.metrics.webhooks.labels("rejected").inc()
         await webhooks.record_invalid(engine.db, event_id, raw, exc)
         raise

@@ -12,7 +12,8 @@ from aiohttp_retry import RetryClient
 from yarl import URL
 
 from .attempts import Attempt
-from .errors import CrmDuplicate, CrmEmailTaken, CrmNotFound, CrmRejected, CrmStale, CrmUnavailable
+from .errors import CrmDuplicate, CrmEmailTaken, CrmNotFound, CrmStale, CrmUnavailable
+from .health import CrmHealth
 from .pacer import Pacer
 from .records import Record, batch_item, expect, record
 from .retry import JitteredBackoff, describe_exception, retry_after_seconds
@@ -21,6 +22,7 @@ from .tokens import TokenManager
 logger = logging.getLogger(__name__)
 
 MIN_RATE_PAUSE = 0.1  # a Retry-After of 0 (or in the past) must not turn into a busy loop
+_NOT_JSON = object()
 
 
 class CrmClient:
@@ -28,22 +30,26 @@ class CrmClient:
 
     def __init__(
         self, session: aiohttp.ClientSession, base_url: str, client_id: str, client_secret: str,
-        attempts: int = 3, backoff: float = 0.5, max_rate_wait: float = 60.0,
+        attempts: int = 3, backoff: float = 0.5, max_rate_wait: float = 60.0, token_timeout: float = 5.0,
     ) -> None:  # fmt: skip
         self._base = URL(base_url)
         self._basic = aiohttp.encode_basic_auth(client_id, client_secret)
         self._attempts = attempts
         self._http = RetryClient(client_session=session, retry_options=JitteredBackoff(attempts, backoff))
-        self.tokens = TokenManager(self._fetch_token)
+        self.health = CrmHealth()
+        self.tokens = TokenManager(self._fetch_token, token_timeout, self.health)
         self.pacer = Pacer()
         self._max_rate_wait = max_rate_wait
         self.rate_limited = 0  # 429s seen, for metrics and benchmarks
 
     async def _fetch_token(self) -> tuple[int, dict[str, Any]]:
+        # The token manager judges the answer and records it in self.health.
         status, body, _ = await self._send(
             "POST",
             "/crm/token",
+            operation="token",
             paced=False,
+            track=False,
             data={"grant_type": "client_credentials"},
             headers={"Authorization": self._basic},
         )
@@ -56,11 +62,14 @@ class CrmClient:
         tries: list[Attempt] | None = None,
         operation: str = "",
         paced: bool = True,
+        track: bool = True,
         **kwargs: Any,
     ) -> tuple[int, Any, Mapping[str, str]]:
+        """One request with its retries; every outcome is recorded in self.health unless track is False."""
         if paced:
             await self.pacer.wait()
-        context = {"tries": tries, "operation": operation or method}
+        operation = operation or method
+        context = {"tries": tries, "operation": operation}
         try:
             async with self._http.request(
                 method, self._base.with_path(path), trace_request_ctx=context, **kwargs
@@ -68,20 +77,27 @@ class CrmClient:
                 raw = await resp.read()
                 status, headers = resp.status, resp.headers
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise CrmUnavailable(
-                f"The CRM could not be reached after {self._attempts} attempts ({describe_exception(exc)})."
-            ) from None
+            reason = describe_exception(exc)
+            message = f"The CRM could not be reached after {self._attempts} attempts ({reason})."
+            raise self._failed(message, None, track) from None
         if paced:
             self.pacer.observe(headers)
-        try:
-            body = json.loads(raw) if raw else {}
-        except ValueError:
-            body = {}
         if status >= 500:
-            raise CrmUnavailable(
-                f"The CRM could not be reached after {self._attempts} attempts (HTTP {status}).", status
-            )
-        return status, body, headers
+            raise self._failed(f"The CRM could not be reached after {self._attempts} attempts (HTTP {status}).",
+                               status, track)  # fmt: skip
+        body = _parse(raw)
+        if body is _NOT_JSON and 200 <= status < 300:
+            # Garbled, not refused: the write may have been applied, so this is retried like a 5xx.
+            what = {"list": "listing", "token": "token request"}.get(operation, operation.replace("_", " "))
+            raise self._failed(f"The CRM answered the {what} with a body that is not JSON.", status, track)
+        if track:
+            self.health.succeeded()
+        return status, ({} if body is _NOT_JSON else body), headers
+
+    def _failed(self, message: str, status: int | None, track: bool) -> CrmUnavailable:
+        if track:
+            self.health.failed(message)
+        return CrmUnavailable(message, status)
 
     async def request(
         self, method: str, path: str, tries: list[Attempt] | None = None, operation: str = "", **kwargs: Any
@@ -102,7 +118,7 @@ class CrmClient:
                 refreshed = True
                 continue
             if status == 401:
-                raise CrmUnavailable("The CRM kept refusing our access token.", 401)
+                raise self._failed("The CRM kept refusing our access token.", 401, True)
             if status != 429:
                 return status, body
             hinted = retry_after_seconds(reply.get("Retry-After"))
@@ -110,7 +126,7 @@ class CrmClient:
             waited += pause
             self.rate_limited += 1
             if waited > self._max_rate_wait:
-                raise CrmUnavailable(f"The CRM kept rate-limiting us for over {self._max_rate_wait:.0f} s.", 429)
+                raise self._failed(f"The CRM kept rate-limiting us for over {self._max_rate_wait:.0f} s.", 429, True)
             logger.info("crm_rate_limited", extra={"operation": operation, "retry_after": pause})
             self.pacer.pause(pause)
 
@@ -131,7 +147,7 @@ class CrmClient:
         status, body = await self.request("POST", "/crm/users/batch", tries, "batch_create", json=payload)
         results = expect(status, body, 200, "batch").get("results")
         if not isinstance(results, list) or len(results) != len(items):
-            raise CrmRejected("The CRM answered the batch with a malformed result list.", status)
+            raise CrmUnavailable("The CRM answered the batch with a malformed result list.", status)
         return [batch_item(result) for result in results]
 
     async def update_user(
@@ -170,3 +186,11 @@ class CrmClient:
         page = expect(status, body, 200, "listing")
         items = page.get("items")
         return (items if isinstance(items, list) else []), page.get("next_cursor")
+
+
+def _parse(raw: bytes) -> Any:
+    """The JSON in a reply body ({} when empty), or _NOT_JSON."""
+    try:
+        return json.loads(raw) if raw else {}
+    except (ValueError, RecursionError):
+        return _NOT_JSON

@@ -6,7 +6,7 @@ from typing import Any
 
 from .attempts import Attempt
 from .client import CrmClient
-from .errors import CrmNotFound, CrmRejected
+from .errors import CrmNotFound, CrmUnavailable
 from .records import expect
 
 Meeting = dict[str, Any]
@@ -40,5 +40,5 @@ async def set_contacts(crm: CrmClient, meeting_id: str, crm_ids: list[str], trie
 def _meeting(status: int, body: Any, wanted: int) -> Meeting:
     meeting = expect(status, body, wanted, "meeting")
     if not isinstance(meeting.get("meeting_id"), str):
-        raise CrmRejected("The CRM answered without a meeting id.", status)
+        raise CrmUnavailable("The CRM answered with a meeting that lacks meeting_id.", status)
     return meeting

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..timeutil import normalise_iso
-from .errors import CrmRejected
+from .errors import CrmError, CrmRejected, CrmUnavailable
 
 Record = dict[str, Any]
 
@@ -19,30 +19,51 @@ def batch_item(result: Any) -> tuple[int, dict[str, Any]]:
     if status == 201:
         try:
             return 201, record(201, body, 201)
-        except CrmRejected:
+        except CrmError:
             return 0, {}
     return status, body
 
 
 def record(status: int, body: Any, wanted: int) -> Record:
-    """A contact record, checked to carry a crm_id and a timestamp, with the timestamp in our format."""
+    """A contact record, checked to carry a crm_id and a timestamp, with the timestamp in our format.
+
+    A success whose record is malformed is transient: a proxy or a CRM release mangled it, and the
+    write may well have been applied, so the job tries again rather than giving up.
+    """
     checked = expect(status, body, wanted, "contact")
+    if not isinstance(checked.get("crm_id"), str) or not checked["crm_id"]:
+        raise CrmUnavailable("The CRM answered with a contact record that lacks crm_id.", status)
     try:
         updated_at = normalise_iso(checked.get("updated_at"))
     except ValueError:
-        updated_at = ""
-    if not isinstance(checked.get("crm_id"), str) or not updated_at:
-        raise CrmRejected("The CRM answered with a contact record that lacks its id or timestamp.", status)
+        raise CrmUnavailable("The CRM answered with a contact record that lacks a valid updated_at.", status) from None
     return {**checked, "updated_at": updated_at}
 
 
 def expect(status: int, body: Any, wanted: int, noun: str) -> Record:
-    """The body when the status is the one wanted, else CrmRejected with the CRM's reason in words."""
+    """The body when the status is the one wanted, else CrmRejected with the CRM's reason in words.
+
+    The wanted status with a body that is no JSON object is CrmUnavailable: the answer is unusable,
+    not a refusal.
+    """
     if status == wanted and isinstance(body, dict):
         return body
+    if status == wanted:
+        raise CrmUnavailable(f"The CRM answered with {_shape(body)} where a {noun} object was expected.", status)
     raise CrmRejected(
         f"The CRM rejected the {noun}: {_reason(body, status)}", status, body if isinstance(body, dict) else None
     )
+
+
+def _shape(body: Any) -> str:
+    """What a JSON value is, in words."""
+    if isinstance(body, list):
+        return "a JSON array"
+    if isinstance(body, str):
+        return "a JSON string"
+    if body is None:
+        return "JSON null"
+    return "a JSON " + ("boolean" if isinstance(body, bool) else "number")
 
 
 def _reason(body: Any, status: int) -> str:

@@ -66,14 +66,15 @@ async def live(db: Database, since: str) -> list[Replica]:
 
 
 async def bury(db: Database, before: str) -> list[str]:
-    """Remove replicas silent since `before` (dead) and free their jobs' leases at once; return their ids."""
+    """Remove replicas silent since `before` (dead) and free at once the leases of every replica that is
+    not in the table (buried now or earlier, or gone without releasing them); return the ids buried now."""
     async with db.transaction() as conn:
         dead = [row[0] for row in await conn.fetch("DELETE FROM replicas WHERE heartbeat_at < $1 RETURNING id", before)]
-        for replica_id in dead:
-            await conn.execute(
-                "UPDATE sync_jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1", replica_id
-            )
-        if dead:
+        freed = await conn.execute(
+            "UPDATE sync_jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL"
+            " AND lease_owner NOT IN (SELECT id FROM replicas)"
+        )
+        if freed:
             await conn.notify("crmsync_jobs")
     return dead
 

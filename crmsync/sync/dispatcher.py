@@ -15,7 +15,7 @@ from datetime import timedelta
 
 from ..store import jobs
 from ..store.database import Database
-from ..store.errors import StoreError
+from ..store.errors import StorageUnavailable, StoreError
 from ..store.jobs import Job
 from ..timeutil import isoformat, parse_iso
 
@@ -84,7 +84,9 @@ class Dispatcher:
             try:
                 claimed = await self._claim(free * self._batch_size)
             except StoreError as exc:  # the database is away: look again shortly, the jobs wait in the table
-                logger.warning("claim_failed", extra={"error": str(exc)})
+                # Storage trouble was logged once for the episode; other trouble is worth a line each time.
+                level = logging.INFO if isinstance(exc, StorageUnavailable) else logging.WARNING
+                logger.log(level, "claim_failed", extra={"error": str(exc)})
                 await self._sleep(POLL)
                 continue
             if not claimed:

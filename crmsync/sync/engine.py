@@ -17,7 +17,7 @@ from ..events import EventBus
 from ..metrics import Metrics
 from ..store import jobs
 from ..store.database import Database
-from ..store.errors import StoreError
+from ..store.errors import StorageUnavailable, StoreError
 from ..store.jobs import Job
 from ..store.meetings import MeetingStore
 from ..timeutil import isoformat, parse_iso
@@ -121,7 +121,9 @@ class SyncEngine:
         try:
             await handler(self, work)
         except StoreError as exc:  # the database is away or busy: not the job's fault, so not a crash
-            logger.warning("job_interrupted", extra={"job_ids": [job.id for job in crashable][:20], "error": str(exc)})
+            level = logging.INFO if isinstance(exc, StorageUnavailable) else logging.WARNING  # logged per episode
+            ids = [job.id for job in crashable][:20]
+            logger.log(level, "job_interrupted", extra={"job_ids": ids, "error": str(exc)})
             await self._postpone(crashable)
         except Exception:
             logger.exception("job_crashed", extra={"job_ids": [job.id for job in crashable][:20]})

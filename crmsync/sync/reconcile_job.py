@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from ..crm.errors import CrmError
-from ..errors import ApiError
+from ..errors import ServiceError
 from ..store import jobs
 from ..store.jobs import Job
 from ..timeutil import now_iso
@@ -27,7 +27,7 @@ async def reconcile_job(engine: SyncEngine, job: Job) -> None:
         log = logger.warning if retry else logger.error
         log("reconcile_failed", extra={"user_id": job.entity_id, "error": exc.message, "next_retry_at": retry})
         return
-    except ApiError as exc:  # the user is gone, or not in the CRM yet: nothing to reconcile
+    except ServiceError as exc:  # the user is gone, or not in the CRM yet: nothing to reconcile
         logger.info("reconcile_skipped", extra={"user_id": job.entity_id, "reason": exc.message})
     async with engine.db.transaction() as conn:
         await jobs.check_lease(conn, job)

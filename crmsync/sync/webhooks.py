@@ -9,7 +9,7 @@ import time
 
 import attrs
 
-from ..errors import ApiError, Conflict, NotFound
+from ..errors import Conflict, NotFound, ServiceError
 from ..events import user_event
 from ..store import jobs, users, webhook_events
 from ..store.crm_changes import CrmChange, apply_crm_change
@@ -58,11 +58,15 @@ async def receive(engine: SyncEngine, event: WebhookEvent) -> Handled:
     context = {"event_id": event.event_id, "crm_id": event.crm_id, "source": event.source}
     try:
         handled = await handle(engine.db, event)
-    except ApiError as exc:
-        outcome = "webhook_unknown_crm_id" if exc.status == 404 else "webhook_rejected"
+    except Conflict as exc:  # a push for the user stayed in flight: the CRM delivers again later
+        engine.metrics.webhooks.labels("deferred").inc()
+        logger.warning("webhook_deferred", extra={**context, "reason": exc.message})
+        raise
+    except ServiceError as exc:
+        outcome = "webhook_unknown_crm_id" if isinstance(exc, NotFound) else "webhook_rejected"
         engine.metrics.webhooks.labels(outcome.removeprefix("webhook_")).inc()
         logger.warning(outcome, extra={**context, "reason": exc.message})
-        if exc.status != 404:
+        if not isinstance(exc, NotFound):
             await record_rejected(engine.db, event, exc)
         raise
     engine.metrics.webhooks.labels(handled.result).inc()
@@ -121,7 +125,7 @@ async def _apply(conn: Connection, event: WebhookEvent, now: str) -> Handled | N
     return Handled(result, user.id, merged.changed if merged else {}, conflicts, job_id)
 
 
-async def record_rejected(db: Database, event: WebhookEvent, error: ApiError) -> None:
+async def record_rejected(db: Database, event: WebhookEvent, error: ServiceError) -> None:
     """Keep a rejected event for the history (a later delivery may still succeed)."""
 
     async def store(conn: Connection) -> None:
@@ -131,7 +135,7 @@ async def record_rejected(db: Database, event: WebhookEvent, error: ApiError) ->
     await db.group.run(store)
 
 
-async def record_invalid(db: Database, event_id: str, raw: bytes, error: ApiError) -> None:
+async def record_invalid(db: Database, event_id: str, raw: bytes, error: ServiceError) -> None:
     """Keep a verified event we could not accept, with the reason, for the history and for debugging."""
     try:
         data = json.loads(raw)

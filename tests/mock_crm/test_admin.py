@@ -20,6 +20,8 @@ async def test_admin_faults_get_and_put(mock: TestClient, headers: dict[str, str
         "fail_next": 0,
         "fail_status": 503,
         "merge_creates_next": 0,
+        "token_latency_ms": 0.0,
+        "garble_next": 0,
     }
     resp = await mock.put("/crm/_admin/faults", json={"rate_limit": 2.5, "failure_rate": 0.25}, headers=headers)
     assert resp.status == 200
@@ -42,6 +44,8 @@ async def test_admin_faults_get_and_put(mock: TestClient, headers: dict[str, str
         {"rate_burst": 0},
         {"rate_burst": 1.5},
         {"latency_ms": 1e9},
+        {"token_latency_ms": -1},
+        {"garble_next": 1.5},
         {"chaos": 1},
         {},
         [1],

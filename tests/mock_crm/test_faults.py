@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import aiohttp
@@ -112,3 +113,33 @@ async def test_latency_is_added(make_mock: MakeClient) -> None:
     started = time.monotonic()
     assert (await client.get("/crm/_admin/faults", headers=auth)).status == 200
     assert time.monotonic() - started < 0.15
+
+
+async def test_token_latency_holds_token_requests_until_lowered(mock: TestClient, headers: dict[str, str]) -> None:
+    resp = await mock.put("/crm/_admin/faults", json={"token_latency_ms": 60_000}, headers=headers)
+    assert resp.status == 200
+    held = asyncio.create_task(bearer(mock))
+    done, _ = await asyncio.wait({held}, timeout=0.3)
+    assert not done  # still held, while the API and the admin routes answer at once
+    assert (await mock.get("/crm/users", headers=headers)).status == 200
+    started = time.monotonic()
+    await mock.put("/crm/_admin/faults", json={"token_latency_ms": 0}, headers=headers)
+    async with asyncio.timeout(1):
+        assert await held  # let go by the change, not after the minute
+    assert time.monotonic() - started < 0.5
+
+
+async def test_garbled_replies_keep_their_status_and_break_the_body(mock: TestClient, headers: dict[str, str]) -> None:
+    await mock.put("/crm/_admin/faults", json={"garble_next": 3}, headers=headers)
+    assert (await mock.post("/crm/users", json={"name": "x"}, headers=headers)).status == 400  # errors are not garbled
+    created = await mock.post("/crm/users", json=person(1), headers=headers)
+    assert created.status == 201 and created.content_type == "text/html"
+    assert not (await created.text()).startswith(("{", "["))
+    crm_id = next(iter(mock.app[keys.store].users))
+    as_array = await (await mock.get(f"/crm/users/{crm_id}", headers=headers)).json()
+    assert isinstance(as_array, list) and as_array[0]["crm_id"] == crm_id
+    in_envelope = await (await mock.get(f"/crm/users/{crm_id}", headers=headers)).json()
+    assert list(in_envelope) == ["data"] and in_envelope["data"]["crm_id"] == crm_id
+    assert (await (await mock.get(f"/crm/users/{crm_id}", headers=headers)).json())["crm_id"] == crm_id
+    stats = mock.app[keys.stats]
+    assert stats.garbled_replies == 3 and mock.app[keys.faults].garble_next == 0
