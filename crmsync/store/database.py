@@ -83,10 +83,14 @@ class Database(abc.ABC):
         self.wrote = False  # set by _begin: whether the last transaction changed anything
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Connection]:
-        """A write transaction: committed when the block ends, rolled back on any error."""
+    async def transaction(self, durable: bool = True) -> AsyncIterator[Connection]:
+        """A write transaction: committed when the block ends, rolled back on any error.
+
+        durable=False for bookkeeping that a crash may lose without harm (claims, leases, heartbeats):
+        its commit does not wait for the disk.
+        """
         try:
-            async with self._begin() as conn:
+            async with self._begin(durable) as conn:
                 yield conn
         except StorageUnavailable as exc:
             self.storage.failed(exc.reason)
@@ -110,7 +114,7 @@ class Database(abc.ABC):
         raise AssertionError("unreachable")
 
     @abc.abstractmethod
-    def _begin(self) -> AbstractAsyncContextManager[Connection]:
+    def _begin(self, durable: bool) -> AbstractAsyncContextManager[Connection]:
         """The engine's transaction; sets self.wrote before it ends."""
 
     def now(self) -> str:

@@ -79,7 +79,7 @@ async def claim(db: Database, owner: str, limit: int, now: str, lease_until: str
 
     A job leased by a replica that died is due again once its lease runs out: the same claim takes it.
     """
-    async with db.transaction() as conn:
+    async with db.transaction(durable=False) as conn:
         rows = await conn.fetch(
             "UPDATE sync_jobs SET lease_owner = $1, lease_until = $2, lease_token = lease_token + 1"
             " WHERE id IN (SELECT id FROM sync_jobs WHERE state = 'queued' AND run_after <= $3"
@@ -106,7 +106,7 @@ async def extend(db: Database, owner: str, job_ids: list[int], lease_until: str)
     """Extend this replica's leases on these jobs; return how many it still holds."""
     if not job_ids:
         return 0
-    async with db.transaction() as conn:
+    async with db.transaction(durable=False) as conn:
         return await conn.execute(
             f"UPDATE sync_jobs SET lease_until = $1 WHERE lease_owner = $2 AND id IN ({marks(len(job_ids), 3)})",  # noqa: S608
             lease_until, owner, *job_ids,
@@ -115,7 +115,7 @@ async def extend(db: Database, owner: str, job_ids: list[int], lease_until: str)
 
 async def release_owned(db: Database, owner: str | None) -> int:
     """Give up the leases of a replica (all leases when owner is None): their jobs are claimable now."""
-    async with db.transaction() as conn:
+    async with db.transaction(durable=False) as conn:
         if owner is None:
             released = await conn.execute(
                 "UPDATE sync_jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL"
@@ -177,7 +177,7 @@ async def fail(
 
 async def postpone(db: Database, job: Job, run_after: str) -> None:
     """Give up this claim's lease and run the job again at run_after (its run was interrupted)."""
-    async with db.transaction() as conn:
+    async with db.transaction(durable=False) as conn:
         await conn.execute(
             "UPDATE sync_jobs SET lease_owner = NULL, lease_until = NULL, run_after = $1"
             " WHERE id = $2 AND lease_token = $3 AND state = 'queued'",
@@ -244,7 +244,7 @@ async def pushing(db: Database, user_ids: list[str], now: str) -> set[str]:
 
 async def claim_one(db: Database, job_id: int, owner: str, now: str, lease_until: str) -> Job | None:
     """Claim one queued job now, unless another run holds it; None when it is not ours to run."""
-    async with db.transaction() as conn:
+    async with db.transaction(durable=False) as conn:
         row = await conn.fetchrow(
             "UPDATE sync_jobs SET lease_owner = $1, lease_until = $2, lease_token = lease_token + 1"
             " WHERE id = $3 AND state = 'queued' AND (lease_until IS NULL OR lease_until < $4) RETURNING *",

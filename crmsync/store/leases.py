@@ -7,7 +7,7 @@ from .database import Database
 
 async def acquire(db: Database, name: str, owner: str, until: str, now: str) -> bool:
     """Take or extend the lease when it is free, expired or already ours; True when we hold it."""
-    async with db.transaction() as conn:
+    async with db.transaction(durable=False) as conn:
         holder = await conn.fetchval(
             "INSERT INTO leases (name, owner, until) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE"
             " SET owner = excluded.owner, until = excluded.until WHERE leases.until < $4 OR leases.owner = $2"
@@ -19,7 +19,7 @@ async def acquire(db: Database, name: str, owner: str, until: str, now: str) -> 
 
 async def release(db: Database, name: str, owner: str) -> None:
     """Give the lease up, if we hold it."""
-    async with db.transaction() as conn:
+    async with db.transaction(durable=False) as conn:
         await conn.execute("DELETE FROM leases WHERE name = $1 AND owner = $2", name, owner)
 
 

@@ -180,7 +180,7 @@ class PostgresDatabase(Database):
 
     def listen(self, channel: str, listener: Listener) -> None:
         new = channel not in self._listeners
-        super().listen(channel, listener)
+        super().listen(channel, listener)  # a channel added before the connection is ready is added with it
         if self._listener is None:
             self._listener = asyncio.create_task(self._listen_forever(), name="pg-listen")
         elif new and self._listening is not None and not self._listening.is_closed():
@@ -208,10 +208,13 @@ class PostgresDatabase(Database):
             closed = asyncio.Event()
             conn.add_termination_listener(lambda _, closed=closed: closed.set())
             try:
-                for channel in list(self._listeners):
-                    await conn.add_listener(channel, self._on_notification)
+                added: set[str] = set()
+                while missing := set(self._listeners) - added:  # listen() may add channels meanwhile
+                    for channel in missing:
+                        await conn.add_listener(channel, self._on_notification)
+                    added |= missing
                 self._listening = conn
-                logger.info("listening", extra={"channels": sorted(self._listeners)})
+                logger.info("listening", extra={"channels": sorted(added)})
                 await closed.wait()
                 logger.warning("listen_connection_lost")
             except _DRIVER_ERRORS as exc:
@@ -226,7 +229,7 @@ class PostgresDatabase(Database):
         return self._safe_url
 
     @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[Connection]:
+    async def _begin(self, durable: bool) -> AsyncIterator[Connection]:
         try:
             conn = await self.pool.acquire()
         except _DRIVER_ERRORS as exc:
@@ -234,6 +237,8 @@ class PostgresDatabase(Database):
         try:
             transaction = conn.transaction()
             await _guard(transaction.start())
+            if not durable:  # the commit does not wait for the WAL flush; a crash may lose it, harmlessly
+                await _guard(conn.execute("SET LOCAL synchronous_commit TO OFF"))
             try:
                 yield PostgresConnection(conn)
             except BaseException:

@@ -39,7 +39,7 @@ _FIELD_NAMES = tuple(field.name for field in attrs.fields(Replica))
 
 async def register(db: Database, replica: Replica) -> None:
     """Add this process to the table."""
-    async with db.transaction() as conn:
+    async with db.transaction(durable=False) as conn:
         await conn.execute(
             "INSERT INTO replicas (id, host, pid, address, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5, $5)",
             replica.id, replica.host, replica.pid, replica.address, replica.started_at,
@@ -50,7 +50,7 @@ async def heartbeat(
     db: Database, replica_id: str, now: str, running: int, done: int, subscribers: int, share: float | None
 ) -> bool:
     """Report this process alive with its counters; False when its row is gone (others took it for dead)."""
-    async with db.transaction() as conn:
+    async with db.transaction(durable=False) as conn:
         updated = await conn.execute(
             "UPDATE replicas SET heartbeat_at = $1, jobs_running = $2, jobs_done = $3, subscribers = $4,"
             " pacer_share = $5 WHERE id = $6",
@@ -68,7 +68,7 @@ async def live(db: Database, since: str) -> list[Replica]:
 async def bury(db: Database, before: str) -> list[str]:
     """Remove replicas silent since `before` (dead) and free at once the leases of every replica that is
     not in the table (buried now or earlier, or gone without releasing them); return the ids buried now."""
-    async with db.transaction() as conn:
+    async with db.transaction(durable=False) as conn:
         dead = [row[0] for row in await conn.fetch("DELETE FROM replicas WHERE heartbeat_at < $1 RETURNING id", before)]
         freed = await conn.execute(
             "UPDATE sync_jobs SET lease_owner = NULL, lease_until = NULL WHERE lease_owner IS NOT NULL"
@@ -81,5 +81,5 @@ async def bury(db: Database, before: str) -> list[str]:
 
 async def leave(db: Database, replica_id: str) -> None:
     """Remove this process from the table (a graceful stop)."""
-    async with db.transaction() as conn:
+    async with db.transaction(durable=False) as conn:
         await conn.execute("DELETE FROM replicas WHERE id = $1", replica_id)

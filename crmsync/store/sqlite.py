@@ -148,10 +148,12 @@ class SqliteDatabase(Database):
         return f"sqlite:///{self.path}"
 
     @asynccontextmanager
-    async def _begin(self) -> AsyncIterator[Connection]:
+    async def _begin(self, durable: bool) -> AsyncIterator[Connection]:
         async with self._write_lock:
             changes = self._raw_writer.total_changes
             self._writer.pending.clear()
+            if not durable:  # the next durable commit's fsync covers this one's frames too
+                await self._writer.execute("PRAGMA synchronous = OFF")
             try:
                 await asyncio.shield(self._writer.execute("BEGIN IMMEDIATE"))
                 yield self._writer
@@ -160,6 +162,9 @@ class SqliteDatabase(Database):
                 # Also after a failed COMMIT: SQLite may keep that transaction open.
                 await asyncio.shield(self._raw_writer.rollback())
                 raise
+            finally:
+                if not durable:
+                    await asyncio.shield(self._writer.execute("PRAGMA synchronous = FULL"))
             self.wrote = self._raw_writer.total_changes != changes
             for channel, payload in self._writer.pending:
                 self._dispatch(channel, payload)
