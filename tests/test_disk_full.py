@@ -15,11 +15,11 @@ import attrs
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from crmsync.store import health as storage_health
 from crmsync.api.pages import OPENAPI
 from crmsync.app import create_app
 from crmsync.config import Config
 from crmsync.keys import db_key
+from crmsync.store import health as storage_health
 from crmsync.timeutil import now_iso
 
 from .conftest import JOHN, PASSWORD, crm_records, get_user, sign_up, sign_webhook, wait_status
