@@ -89,7 +89,7 @@ class MeetingStore:
         """The ids among these that name no user."""
         if not user_ids:
             return []
-        sql = f"SELECT id FROM users WHERE id IN ({marks(len(user_ids))})"  # noqa: S608 (placeholders)
+        sql = f"SELECT id FROM users WHERE id IN ({marks(len(user_ids))}) AND deleted_at IS NULL"  # noqa: S608
         found = {row[0] for row in await self.db.fetch(sql, *user_ids)}
         return [user_id for user_id in user_ids if user_id not in found]
 

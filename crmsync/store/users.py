@@ -24,7 +24,11 @@ MAX_INTENTS = 5  # per field; older unconfirmed values are long superseded
 
 @attrs.frozen
 class User:
-    """A contact row, with the sync bookkeeping the API does not show."""
+    """A contact row, with the sync bookkeeping the API does not show.
+
+    name, email and phone are None only on a tombstone (deleted_at set), which no read but the
+    webhook lookup returns.
+    """
 
     id: str
     name: str
@@ -49,6 +53,10 @@ class User:
     crm_phone_at: str | None
     push_intents: str | None = None
     crm_news_at: str | None = None
+    linked_at: str | None = None
+    delete_requested_at: str | None = None
+    deleted_at: str | None = None
+    crm_deleted_id: str | None = None
 
     @classmethod
     def from_row(cls, row: Row) -> User:
@@ -57,7 +65,15 @@ class User:
 
     def public(self) -> dict[str, Any]:
         """The JSON the API returns."""
-        return {name: getattr(self, name) for name in PUBLIC_FIELDS}
+        body = {name: getattr(self, name) for name in PUBLIC_FIELDS}
+        if self.crm_deleted_id is not None:
+            body["deleted_in_crm"] = {"crm_id": self.crm_deleted_id}  # a person chooses: re-create or delete
+        return body
+
+    @property
+    def deleting(self) -> bool:
+        """True once a person asked to delete it (its CRM delete may still be running, or have failed)."""
+        return self.delete_requested_at is not None
 
     def contact(self) -> dict[str, str]:
         """The current local name, email and phone."""
@@ -83,19 +99,19 @@ _FIELD_NAMES = tuple(field.name for field in attrs.fields(User))
 
 async def lock(conn: Connection, user_id: str) -> User | None:
     """Read a user inside a write transaction, locked until it ends (a read-then-write that stays safe)."""
-    row = await conn.fetchrow("SELECT * FROM users WHERE id = $1 FOR UPDATE", user_id)
+    row = await conn.fetchrow("SELECT * FROM users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE", user_id)
     return User.from_row(row) if row else None
 
 
 async def lock_by_crm_id(conn: Connection, crm_id: str) -> User | None:
-    """The user linked to a CRM record, locked until the transaction ends."""
+    """The user linked to a CRM record (a tombstone too: news about a contact we deleted), locked."""
     row = await conn.fetchrow("SELECT * FROM users WHERE crm_id = $1 FOR UPDATE", crm_id)
     return User.from_row(row) if row else None
 
 
 async def get(db: Database, user_id: str) -> User | None:
     """Read a user as last committed."""
-    row = await db.fetchrow("SELECT * FROM users WHERE id = $1", user_id)
+    row = await db.fetchrow("SELECT * FROM users WHERE id = $1 AND deleted_at IS NULL", user_id)
     return User.from_row(row) if row else None
 
 
@@ -103,7 +119,8 @@ async def get_many(db: Database, user_ids: list[str]) -> dict[str, User]:
     """Read users as last committed, by id."""
     if not user_ids:
         return {}
-    rows = await db.fetch(f"SELECT * FROM users WHERE id IN ({marks(len(user_ids))})", *user_ids)  # noqa: S608
+    where = f"id IN ({marks(len(user_ids))}) AND deleted_at IS NULL"
+    rows = await db.fetch(f"SELECT * FROM users WHERE {where}", *user_ids)  # noqa: S608 (placeholders)
     return {row["id"]: User.from_row(row) for row in rows}
 
 
@@ -111,37 +128,40 @@ async def ids_by_crm_id(db: Database, crm_ids: list[str]) -> dict[str, str]:
     """The local user id linked to each of these CRM ids, where one is."""
     if not crm_ids:
         return {}
-    sql = f"SELECT crm_id, id FROM users WHERE crm_id IN ({marks(len(crm_ids))})"  # noqa: S608 (placeholders)
-    return {row[0]: row[1] for row in await db.fetch(sql, *crm_ids)}
+    where = f"crm_id IN ({marks(len(crm_ids))}) AND deleted_at IS NULL"
+    return {row[0]: row[1] for row in await db.fetch(f"SELECT crm_id, id FROM users WHERE {where}", *crm_ids)}  # noqa: S608
 
 
 async def by_crm_id(db: Database, crm_id: str) -> User | None:
     """The local user linked to a CRM record, as last committed."""
-    row = await db.fetchrow("SELECT * FROM users WHERE crm_id = $1", crm_id)
+    row = await db.fetchrow("SELECT * FROM users WHERE crm_id = $1 AND deleted_at IS NULL", crm_id)
     return User.from_row(row) if row else None
 
 
 async def by_crm_email(db: Database, email: str) -> User | None:
     """The local user whose CRM record holds this email, as far as we last knew."""
-    row = await db.fetchrow("SELECT * FROM users WHERE synced_email = $1", email)
+    row = await db.fetchrow("SELECT * FROM users WHERE synced_email = $1 AND deleted_at IS NULL", email)
     return User.from_row(row) if row else None
 
 
 async def list_page(db: Database, status: str | None, limit: int, after: int) -> tuple[list[User], int | None]:
     """A page of users in creation order after the seq cursor; returns the next cursor or None."""
     if status is None:
-        rows = await db.fetch("SELECT * FROM users WHERE seq > $1 ORDER BY seq LIMIT $2", after, limit + 1)
+        rows = await db.fetch(
+            "SELECT * FROM users WHERE seq > $1 AND deleted_at IS NULL ORDER BY seq LIMIT $2", after, limit + 1
+        )
     else:
         rows = await db.fetch(
-            "SELECT * FROM users WHERE seq > $1 AND sync_status = $2 ORDER BY seq LIMIT $3", after, status, limit + 1
-        )
+            "SELECT * FROM users WHERE seq > $1 AND sync_status = $2 AND deleted_at IS NULL ORDER BY seq LIMIT $3",
+            after, status, limit + 1,
+        )  # fmt: skip
     next_cursor = rows[limit - 1]["seq"] if len(rows) > limit else None
     return [User.from_row(r) for r in rows[:limit]], next_cursor
 
 
 async def count_by_status(db: Database) -> dict[str, int]:
     """How many users are in each sync status."""
-    rows = await db.fetch("SELECT sync_status, COUNT(*) FROM users GROUP BY sync_status")
+    rows = await db.fetch("SELECT sync_status, COUNT(*) FROM users WHERE deleted_at IS NULL GROUP BY sync_status")
     return {row[0]: int(row[1]) for row in rows}
 
 

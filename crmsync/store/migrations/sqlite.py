@@ -231,11 +231,83 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         );
         """,
     ),
+    (
+        8,
+        """
+        -- A contact's whole life: 'deleting' while its CRM record is deleted, then a tombstone (id, crm_id,
+        -- deleted_at; no name, email or phone). SQLite cannot change a CHECK or a NOT NULL in place: the
+        -- table is rebuilt (foreign keys are off while migrations run, and checked before the commit).
+        CREATE TABLE users_v8 (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL UNIQUE,
+            name TEXT,
+            email TEXT UNIQUE,
+            phone TEXT,
+            sync_status TEXT NOT NULL CHECK (sync_status IN ('pending', 'synced', 'failed', 'deleting')),
+            crm_id TEXT UNIQUE,
+            last_error TEXT,
+            sync_attempts INTEGER NOT NULL DEFAULT 0,
+            next_retry_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            last_synced_at TEXT,
+            create_body TEXT,
+            create_gen INTEGER NOT NULL DEFAULT 0,
+            synced_name TEXT,
+            synced_email TEXT,
+            synced_phone TEXT,
+            crm_updated_at TEXT,
+            crm_name_at TEXT,
+            crm_email_at TEXT,
+            crm_phone_at TEXT,
+            push_intents TEXT,
+            crm_news_at TEXT,
+            -- When the CRM record was first linked (a full reconcile judges only users linked before it began).
+            linked_at TEXT,
+            -- A person asked to delete the contact; deleted_at: the CRM record is gone and only a tombstone stays.
+            delete_requested_at TEXT,
+            deleted_at TEXT,
+            -- The crm_id the CRM deleted, kept while the user waits for a person to choose.
+            crm_deleted_id TEXT
+        );
+        INSERT INTO users_v8 (seq, id, name, email, phone, sync_status, crm_id, last_error, sync_attempts,
+            next_retry_at, created_at, updated_at, last_synced_at, create_body, create_gen, synced_name,
+            synced_email, synced_phone, crm_updated_at, crm_name_at, crm_email_at, crm_phone_at, push_intents,
+            crm_news_at, linked_at)
+        SELECT seq, id, name, email, phone, sync_status, crm_id, last_error, sync_attempts, next_retry_at,
+            created_at, updated_at, last_synced_at, create_body, create_gen, synced_name, synced_email,
+            synced_phone, crm_updated_at, crm_name_at, crm_email_at, crm_phone_at, push_intents, crm_news_at,
+            CASE WHEN crm_id IS NOT NULL THEN COALESCE(last_synced_at, updated_at) END
+        FROM users;
+        DROP TABLE users;
+        ALTER TABLE users_v8 RENAME TO users;
+        CREATE INDEX users_status ON users (sync_status, seq);
+        CREATE INDEX users_crm_id ON users (crm_id) WHERE crm_id IS NOT NULL;
+        CREATE INDEX users_synced_email ON users (synced_email) WHERE synced_email IS NOT NULL;
+
+        -- What happened to a contact beyond pushes, webhooks and conflicts: deleted, deleted in the CRM,
+        -- created in the CRM, linked, re-created.
+        CREATE TABLE user_events (
+            id INTEGER PRIMARY KEY,
+            user_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            crm_id TEXT,
+            detail TEXT
+        );
+        CREATE INDEX user_events_user ON user_events (user_id, id);
+        """,
+    ),
 )
 
 
 async def apply(conn: Connection, raw: aiosqlite.Connection) -> None:
-    """Apply the migrations this database has not had yet, all in one write transaction."""
+    """Apply the migrations this database has not had yet, all in one write transaction.
+
+    Foreign keys are off meanwhile (a migration may rebuild a table others refer to) and every
+    reference is checked before the commit.
+    """
+    await raw.execute("PRAGMA foreign_keys = OFF")  # has no effect inside a transaction: set before it
     await raw.execute("BEGIN IMMEDIATE")
     try:
         await conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
@@ -246,10 +318,14 @@ async def apply(conn: Connection, raw: aiosqlite.Connection) -> None:
                     await conn.execute(statement)
                 await conn.execute("INSERT INTO schema_version (version) VALUES ($1)", version)
                 logger.info("schema_migrated", extra={"version": version, "engine": "sqlite"})
+        if broken := await conn.fetch("PRAGMA foreign_key_check"):
+            raise RuntimeError(f"a migration broke {len(broken)} references, first in table {broken[0][0]}")
         await raw.commit()
     except BaseException:
         await raw.rollback()
         raise
+    finally:
+        await raw.execute("PRAGMA foreign_keys = ON")
 
 
 def _statements(script: str) -> list[str]:
