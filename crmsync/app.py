@@ -43,15 +43,17 @@ from .retention import retention_context
 from .signin_limit import SigninLimiter
 from .store.creates import UserCreator
 from .store.engines import open_database, parse_database_url
-from .store.jobs import USER_PUSH, USER_RECONCILE
+from .store.jobs import USER_DELETE, USER_PUSH, USER_RECONCILE
 from .store.meeting_runs import STAGE_JOBS
 from .store.meetings import MeetingStore
 from .sync.engine import SyncEngine
 from .sync.meetings import give_up_stage, stage_handler
 from .sync.outcomes import give_up
 from .sync.reconcile_job import reconcile_job
+from .sync.scans import scans_context
 from .sync.sweeper import sweeper_context
 from .sync.user_batch import push_users
+from .sync.user_delete import delete_user_job
 from .sync.user_push import push_user
 from .validation import MAX_BODY
 
@@ -71,7 +73,16 @@ def create_app(config: Config) -> web.Application:
     app.on_shutdown.append(close_sockets)
     app[replica_key] = new_replica_id()
     app.cleanup_ctx.extend(
-        [_database, retention_context, _http, membership_context, _engine, sweeper_context, readiness_context]
+        [
+            _database,
+            retention_context,
+            _http,
+            membership_context,
+            _engine,
+            sweeper_context,
+            scans_context,
+            readiness_context,
+        ]
     )
     app.router.add_post("/accounts", accounts.sign_up)
     app.router.add_post("/authenticate", accounts.authenticate)
@@ -93,6 +104,10 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/users/{user_id}/history", users.user_history)
     app.router.add_post("/users/{user_id}/reconcile", reconcile.reconcile_one)
     app.router.add_post("/reconcile", reconcile.reconcile_all)
+    app.router.add_get("/reconcile", reconcile.reconcile_status)
+    app.router.add_post("/import", reconcile.start_import)
+    app.router.add_get("/import", reconcile.import_status)
+    app.router.add_delete("/users/{user_id}", users.delete_user)
     app.router.add_post("/webhook", webhook.receive_webhook)
     app.router.add_post("/meetings", meetings.create_meeting)
     app.router.add_get("/meetings", meetings.list_meetings)
@@ -135,6 +150,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     engine = SyncEngine(app[config_key], *parts, app[replica_key])
     engine.register(USER_PUSH, push_user, batch=push_users, give_up=give_up)
     engine.register(USER_RECONCILE, reconcile_job)
+    engine.register(USER_DELETE, delete_user_job)
     for number, kind in enumerate(STAGE_JOBS, start=1):
         engine.register(kind, stage_handler(number), give_up=give_up_stage)
     app[engine_key] = engine

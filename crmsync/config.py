@@ -67,6 +67,12 @@ class Config:
     shutdown_timeout: float = 10.0
     # A claimed job's lease: extended while it runs; another replica takes it once it runs out.
     job_lease: float = 30.0
+    # What a contact deleted in the CRM becomes here: "unlink" (failed until a person chooses) or "delete".
+    on_crm_delete: str = "unlink"
+    # Contacts created in the CRM (webhook contact.created, or seen by a sweep) appear here.
+    import_crm_creates: bool = True
+    # Seconds between full reconciles (every linked user checked against the CRM); 0 = never.
+    full_reconcile_interval: float = 86400.0
     # Replicas heartbeat this often; one silent for replica_dead_after is taken for dead, its jobs freed.
     replica_heartbeat: float = 2.0
     replica_dead_after: float = 10.0
@@ -117,6 +123,9 @@ class Config:
             reconcile_interval=reader.number("CRMSYNC_RECONCILE_INTERVAL", 300.0, low=0),
             job_retries=reader.integer("CRMSYNC_JOB_RETRIES", 5, low=0, high=100),
             job_lease=reader.number("CRMSYNC_JOB_LEASE", 30.0, low=1, high=3600),
+            on_crm_delete=reader.choice("CRMSYNC_ON_CRM_DELETE", "unlink", ("UNLINK", "DELETE")).lower(),
+            import_crm_creates=reader.boolean("CRMSYNC_IMPORT_CRM_CREATES", True),
+            full_reconcile_interval=reader.number("CRMSYNC_FULL_RECONCILE_INTERVAL", 86400.0, low=0),
             signin_max_failures=reader.integer("CRMSYNC_SIGNIN_MAX_FAILURES", 10, low=0, high=1_000_000),
             signin_window=reader.number("CRMSYNC_SIGNIN_WINDOW", 900.0, low=1),
             body_timeout=reader.number("CRMSYNC_BODY_TIMEOUT", 30.0, low=0),
@@ -178,6 +187,12 @@ class _Reader:
         if value > high:
             raise ConfigError(f"{name} must be at most {high}, got {raw}")
         return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        raw = self.text(name, "true" if default else "false").lower()
+        if raw not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigError(f"{name} must be true or false, got {raw!r}")
+        return raw in ("true", "1", "yes")
 
     def choice(self, name: str, default: str, options: tuple[str, ...]) -> str:
         value = self.text(name, default).upper()

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from .store.database import Database
     from .store.meetings import MeetingStore
     from .sync.engine import SyncEngine
+    from .sync.scans import Scans
     from .sync.sweeper import Sweeper
 
 config_key: web.AppKey[Config] = web.AppKey("config")
@@ -44,3 +45,4 @@ sockets_key: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("ev
 # This process's name among the replicas of its database.
 replica_key: web.AppKey[str] = web.AppKey("replica_id")
 membership_key: web.AppKey[Membership] = web.AppKey("membership")
+scans_key: web.AppKey[Scans] = web.AppKey("scans")

@@ -8,7 +8,7 @@ from aiohttp import web
 
 from mock_crm import keys
 from mock_crm.bodies import read_json
-from mock_crm.users import edit_user
+from mock_crm.users import create_user, edit_user, remove_user
 
 logger = logging.getLogger(__name__)
 
@@ -17,6 +17,18 @@ async def edit_user_as_person(request: web.Request) -> web.Response:
     """POST /crm/_admin/users/{crm_id}/edit: like PATCH, but the webhook says source "crm"."""
     body = await read_json(request)
     return web.json_response(edit_user(request.app, request.match_info["crm_id"], body, "crm"))
+
+
+async def create_user_as_person(request: web.Request) -> web.Response:
+    """POST /crm/_admin/users: a person adds a contact in the CRM; the webhook says contact.created, source crm."""
+    result = create_user(request.app, "person", None, await read_json(request), source="crm")
+    return result.render()
+
+
+async def delete_user_as_person(request: web.Request) -> web.Response:
+    """DELETE /crm/_admin/users/{crm_id}: a person deletes a contact; the webhook says contact.deleted."""
+    remove_user(request.app, request.match_info["crm_id"], "crm")
+    return web.Response(status=204)
 
 
 async def get_faults(request: web.Request) -> web.Response:

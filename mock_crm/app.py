@@ -70,6 +70,8 @@ def _routes(app: web.Application) -> None:
     router.add_patch("/crm/meetings/{meeting_id}", meetings.patch_meeting)
     router.add_put("/crm/meetings/{meeting_id}/contacts", meetings.put_contacts)
     router.add_post("/crm/_admin/users/{crm_id}/edit", admin.edit_user_as_person)
+    router.add_post("/crm/_admin/users", admin.create_user_as_person)
+    router.add_delete("/crm/_admin/users/{crm_id}", admin.delete_user_as_person)
     router.add_get("/crm/_admin/faults", admin.get_faults)
     router.add_put("/crm/_admin/faults", admin.put_faults)
     router.add_get("/crm/_admin/stats", admin.get_stats)

@@ -33,7 +33,7 @@ class Result:
         return web.json_response(self.body, status=self.status, headers=headers)
 
 
-def create_user(app: web.Application, client: str, key: str | None, item: Any) -> Result:
+def create_user(app: web.Application, client: str, key: str | None, item: Any, source: str = "api") -> Result:
     """Create one user, replaying a stored result for a known key; no await, so check-and-create is atomic."""
     cache = app[keys.idempotency]
     scope = (client, "users", key) if key is not None else None
@@ -53,8 +53,24 @@ def create_user(app: web.Application, client: str, key: str | None, item: Any) -
     body = user.to_json()
     if scope is not None:
         cache.store(scope, print_, 201, body)
-    logger.info("user_created", extra={"crm_id": user.crm_id, "client_id": client})
+    if source == "crm":  # a person's create; creates through the API are answered, not announced
+        announce_created(app, user, source)
+    logger.info("user_created", extra={"crm_id": user.crm_id, "client_id": client, "source": source})
     return Result(201, body)
+
+
+def announce_created(app: web.Application, user: Any, source: str) -> None:
+    """A contact.created webhook carrying the new record's fields."""
+    fields = {"name": user.name, "email": user.email, "phone": user.phone}
+    app[keys.webhooks].emit("crm_id", user.crm_id, fields, user.updated_at, source, "contact.created")
+
+
+def remove_user(app: web.Application, crm_id: str, source: str) -> None:
+    """Delete a user (NotFound if absent) and send a contact.deleted webhook."""
+    store = app[keys.store]
+    store.delete_user(crm_id)
+    app[keys.webhooks].emit("crm_id", crm_id, {}, store.clock.now(), source, "contact.deleted")
+    logger.info("user_deleted", extra={"crm_id": crm_id, "source": source})
 
 
 def edit_user(app: web.Application, crm_id: str, body: Any, source: str) -> dict[str, Any]:
@@ -96,7 +112,5 @@ async def patch_user(request: web.Request) -> web.Response:
 
 async def delete_user(request: web.Request) -> web.Response:
     """DELETE /crm/users/{crm_id}."""
-    crm_id = request.match_info["crm_id"]
-    request.app[keys.store].delete_user(crm_id)
-    logger.info("user_deleted", extra={"crm_id": crm_id})
+    remove_user(request.app, request.match_info["crm_id"], "api")
     return web.Response(status=204)

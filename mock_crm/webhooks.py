@@ -45,14 +45,23 @@ class WebhookDispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def emit(
-        self, id_field: str, target_id: str, changed: dict[str, Any], updated_at: datetime, source: str
+        self,
+        id_field: str,
+        target_id: str,
+        changed: dict[str, Any],
+        updated_at: datetime,
+        source: str,
+        kind: str = "",
     ) -> str | None:
-        """Queue an update event for changed fields; return its event id (None when webhooks are off)."""
-        if not self.config.webhook_url or not changed:
+        """Queue an event (an update of the changed fields by default; kind contact.created or
+        contact.deleted); return its event id (None when webhooks are off)."""
+        kind = kind or ("contact.updated" if id_field == "crm_id" else "meeting.updated")
+        if not self.config.webhook_url or (not changed and kind.endswith(".updated")):
             return None
         event_id = "evt_" + secrets.token_hex(12)
         payload = {
             "event_id": event_id,
+            "type": kind,
             id_field: target_id,
             "updated_fields": {key: json_value(value) for key, value in changed.items()},
             "timestamp": format_ts(updated_at),

@@ -100,7 +100,7 @@ async def test_a_full_sweep_on_demand(backend: TestClient, auth: dict[str, str],
     await eventually(all_repaired)
 
 
-async def test_a_record_deleted_in_the_crm_fails_and_is_not_recreated(
+async def test_a_record_deleted_in_the_crm_waits_for_a_person_then_is_created_again(
     backend: TestClient, auth: dict[str, str], crm: TestServer, crm_app: web.Application
 ) -> None:
     user = await synced_user(backend, auth)
@@ -110,8 +110,11 @@ async def test_a_record_deleted_in_the_crm_fails_and_is_not_recreated(
     assert resp.status == 200
     failed = await get_user(backend, auth, user["id"])
     assert failed["sync_status"] == "failed" and failed["last_error"] == "The contact was deleted in the CRM."
-    # A manual re-sync does not quietly create it again.
-    assert (await backend.post(f"/users/{user['id']}/sync", headers=auth)).status == 202
-    again = await wait_status(backend, auth, user["id"], "failed")
-    assert again["last_error"] == "The contact was deleted in the CRM."
+    assert failed["next_retry_at"] is None and failed["crm_id"] is None  # never quietly created again
+    assert failed["deleted_in_crm"] == {"crm_id": user["crm_id"]}
     assert len(crm_records(crm_app)) == 0
+    # Retry is the person's choice to create it in the CRM again.
+    assert (await backend.post(f"/users/{user['id']}/sync", headers=auth)).status == 202
+    again = await wait_status(backend, auth, user["id"], "synced")
+    assert again["crm_id"] not in (None, user["crm_id"]) and "deleted_in_crm" not in again
+    assert list(crm_records(crm_app)) == [again["crm_id"]]

@@ -1,14 +1,15 @@
-"""Pull from the CRM on demand: one user now, or a full sweep in the background."""
+"""Pull from the CRM on demand: one user now; a sweep, a full reconcile or an import in the background."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
 from ..crm.errors import CrmError
-from ..errors import UpstreamRejected, UpstreamUnavailable
-from ..keys import engine_key, sweeper_key
+from ..errors import UpstreamRejected, UpstreamUnavailable, ValidationFailed
+from ..keys import engine_key, scans_key, sweeper_key
 from ..render import json_response
 from ..sync.reconcile import reconcile_user
+from ..sync.scans import FULL, IMPORT
 from .users import user_id_from
 
 
@@ -29,6 +30,33 @@ async def reconcile_one(request: web.Request) -> web.Response:
 
 
 async def reconcile_all(request: web.Request) -> web.Response:
-    """Start a sweep of every CRM record changed since the last checkpoint."""
+    """Start a sweep of every CRM record changed since the last checkpoint, or (?full=true) a full reconcile:
+    every CRM record read, and every linked user the CRM no longer has handled as deleted there."""
+    full = request.query.get("full", "false").lower()
+    if full not in ("true", "false"):
+        raise ValidationFailed({"full": "must be true or false"})
+    if full == "true":
+        scans = request.app[scans_key]
+        started = scans.start(FULL)
+        body = {"status": "started" if started else "already_running", "scan": await scans.status(FULL)}
+        return json_response(body, status=202)
     started = request.app[sweeper_key].start_now()
     return json_response({"status": "started" if started else "already_running"}, status=202)
+
+
+async def reconcile_status(request: web.Request) -> web.Response:
+    """Where the last full reconcile stands (its counts, when it started and finished)."""
+    return json_response(await request.app[scans_key].status(FULL))
+
+
+async def start_import(request: web.Request) -> web.Response:
+    """Pull every CRM record into the local store (backfill), resuming a stopped import where it was."""
+    scans = request.app[scans_key]
+    started = scans.start(IMPORT)
+    return json_response({"status": "started" if started else "already_running", "scan": await scans.status(IMPORT)},
+                         status=202)  # fmt: skip
+
+
+async def import_status(request: web.Request) -> web.Response:
+    """Where the import stands."""
+    return json_response(await request.app[scans_key].status(IMPORT))

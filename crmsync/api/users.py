@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from aiohttp import web
@@ -10,12 +11,15 @@ from ..errors import NotFound
 from ..events import user_event
 from ..keys import creator_key, db_key, engine_key, events_key
 from ..render import json_response
-from ..store import history, users
+from ..store import history, user_life, users
 from ..store.users import User
+from ..timeutil import now_iso
 from ..validation import read_json_object, validate_contact
 from .paging import encode_cursor, page_params
 
-STATUSES = ("pending", "synced", "failed")
+logger = logging.getLogger(__name__)
+
+STATUSES = ("pending", "synced", "failed", "deleting")
 
 
 def user_id_from(request: web.Request) -> str:
@@ -66,6 +70,22 @@ async def edit_user(request: web.Request) -> web.Response:
         request.app[engine_key].wake()
         _announce(request, user)
     return json_response(user.public())
+
+
+async def delete_user(request: web.Request) -> web.Response:
+    """Delete a contact: 204 when it never reached the CRM, else 202 while its CRM record is deleted."""
+    user_id = user_id_from(request)
+    result, user = await user_life.delete(request.app[db_key], user_id, now_iso())
+    if result == "missing":
+        raise NotFound("No user with this id.")
+    logger.info("user_delete_requested", extra={"user_id": user_id, "result": result})
+    if user is None:
+        if bus := request.app[events_key]:
+            bus.publish({"type": "user_deleted", "user_id": user_id})
+        return web.Response(status=204)
+    request.app[engine_key].wake()
+    _announce(request, user)
+    return json_response(user.public(), status=202)
 
 
 async def list_users(request: web.Request) -> web.Response:

@@ -24,15 +24,19 @@ logger = logging.getLogger(__name__)
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
+KINDS = ("contact.updated", "contact.created", "contact.deleted")
+
+
 @attrs.frozen
 class WebhookBody:
-    """The seed's payload plus event_id and source."""
+    """The seed's payload plus event_id, source and type (an update when absent)."""
 
     crm_id: str
-    updated_fields: dict[str, Any]
     timestamp: str
+    updated_fields: dict[str, Any] = UNSET
     event_id: str = UNSET
     source: str = "crm"
+    type: str = "contact.updated"
 
 
 @public
@@ -58,7 +62,8 @@ async def receive_webhook(request: web.Request) -> web.Response:
         logger.info("webhook_ignored", extra={"event_id": event_id, "reason": "meeting events are not synced back"})
         return json_response({"result": "ignored"})
     handled = await webhooks.receive(engine, event)
-    return json_response(attrs.asdict(handled, filter=lambda a, _: a.name != "job_id"))
+    return json_response({"result": handled.result, "user_id": handled.user_id,
+                          "changed_fields": handled.changed_fields, "conflicts": list(handled.conflicts)})  # fmt: skip
 
 
 def _parse(event_id: str, raw: bytes) -> WebhookEvent | None:
@@ -82,12 +87,21 @@ def _parse(event_id: str, raw: bytes) -> WebhookEvent | None:
             errors["timestamp"] = "must not be more than 5 minutes in the future"
     if body.source not in ("api", "crm"):
         errors["source"] = "must be api or crm"
-    try:
-        fields = validate_contact(body.updated_fields, partial=True)
-    except ValidationFailed as exc:
-        errors.update({f"updated_fields.{k}": v for k, v in exc.extra["fields"].items()})
-        fields = {}
+    if body.type not in KINDS:
+        errors["type"] = f"must be one of {', '.join(KINDS)}"
+    updated = {} if body.updated_fields is UNSET else body.updated_fields
+    fields: dict[str, str] = {}
+    if body.type != "contact.deleted":  # a deletion carries no fields to check
+        if body.updated_fields is UNSET:
+            errors["updated_fields"] = "is required"
+        else:
+            try:
+                fields = validate_contact(updated, partial=True)
+            except ValidationFailed as exc:
+                errors.update({f"updated_fields.{k}": v for k, v in exc.extra["fields"].items()})
     if errors:
         raise ValidationFailed(errors)
-    raw_fields = {f: body.updated_fields[f] for f in fields}
-    return WebhookEvent(event_id, body.crm_id[:128], fields, timestamp, body.source, raw.decode("utf-8"), raw_fields)
+    raw_fields = {f: updated[f] for f in fields}
+    return WebhookEvent(
+        event_id, body.crm_id[:128], fields, timestamp, body.source, raw.decode("utf-8"), raw_fields, body.type
+    )

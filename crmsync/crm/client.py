@@ -166,6 +166,14 @@ class CrmClient:
             raise CrmEmailTaken(body["crm_id"])
         return record(status, body, 200)
 
+    async def delete_user(self, crm_id: str, tries: list[Attempt]) -> None:
+        """Delete a contact; CrmNotFound when the CRM has no such record."""
+        status, body = await self.request("DELETE", f"/crm/users/{crm_id}", tries, "delete")
+        if status == 404:
+            raise CrmNotFound(crm_id)
+        if status != 204:
+            expect(status, body, 204, "delete")
+
     async def get_user(self, crm_id: str, tries: list[Attempt] | None = None) -> Record:
         """Read a contact."""
         status, body = await self.request("GET", f"/crm/users/{crm_id}", tries, "read")

@@ -72,7 +72,11 @@ async def apply_crm_record(
 ) -> Applied | None:
     """Merge a record read from the CRM into the user as it is now (locked inside the caller's transaction)."""
     user = await users.lock(conn, user_id)
-    return None if user is None else await apply_crm_change(conn, user, change, origin, queue_push)
+    if user is None:
+        return None
+    if user.deleting:  # a person is deleting it: CRM news changes nothing any more
+        return Applied(user, None)
+    return await apply_crm_change(conn, user, change, origin, queue_push)
 
 
 def _authoritative(user: User, change: CrmChange) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 from typing import Any
 
+from . import user_life
 from .database import Database
 
 _ATTEMPTS = (
@@ -40,6 +41,7 @@ async def history(db: Database, user_id: str, limit: int = 200) -> list[dict[str
          "crm_value": r["crm_value"], "base_value": r["base_value"], "origin": r["origin"], "winner": "crm"}
         for r in await db.fetch(_CONFLICTS, user_id, limit)
     ]  # fmt: skip
+    lifecycle = await user_life.events(db, user_id, limit)
     # Each list is newest first; a stable merge keeps that order where two moments are equal.
-    merged = heapq.merge(attempts, webhooks, conflicts, key=lambda item: item["at"], reverse=True)
+    merged = heapq.merge(attempts, webhooks, conflicts, lifecycle, key=lambda item: item["at"], reverse=True)
     return list(merged)[:limit]

@@ -14,6 +14,7 @@ from .errors import StoreError
 
 USER_PUSH = "user_push"
 USER_RECONCILE = "user_reconcile"
+USER_DELETE = "user_delete"
 MAX_CRASHES = 3
 CHANNEL = "crmsync_jobs"  # notified when a job becomes due now
 
@@ -132,7 +133,8 @@ async def release_owned(db: Database, owner: str | None) -> int:
 async def in_flight(conn: Connection, user_id: str, now: str) -> bool:
     """True while a replica holds a live lease on the user's push (its answer has not landed yet)."""
     leased = await conn.fetchval(
-        "SELECT lease_until FROM sync_jobs WHERE kind = $1 AND entity_id = $2 AND lease_until > $3",
+        "SELECT lease_until FROM sync_jobs WHERE kind = $1 AND entity_id = $2 AND state = 'queued'"
+        " AND lease_until > $3",
         USER_PUSH, user_id, now,
     )  # fmt: skip
     return leased is not None
@@ -194,11 +196,20 @@ async def _release(conn: Connection, job: Job) -> None:
     await conn.notify(CHANNEL)
 
 
-async def fail_all_for(conn: Connection, entity_id: str, error: str, now: str) -> None:
-    """Fail every open job of an entity for good (its record is gone)."""
+async def cancel(conn: Connection, kind: str, entity_id: str, now: str) -> None:
+    """Drop the entity's queued job of this kind, unless a run holds it now (that run ends by itself)."""
     await conn.execute(
-        "UPDATE sync_jobs SET state = 'failed', last_error = $1, updated_at = $2 WHERE entity_id = $3"
-        " AND state = 'queued'",
+        "UPDATE sync_jobs SET state = 'done', updated_at = $1 WHERE kind = $2 AND entity_id = $3 AND state = 'queued'"
+        " AND (lease_until IS NULL OR lease_until < $1)",
+        now, kind, entity_id,
+    )  # fmt: skip
+
+
+async def fail_all_for(conn: Connection, entity_id: str, error: str, now: str) -> None:
+    """Fail every open job of an entity for good (its record is gone); a run holding one ends by itself."""
+    await conn.execute(
+        "UPDATE sync_jobs SET state = 'failed', last_error = $1, updated_at = $2, lease_owner = NULL,"
+        " lease_until = NULL WHERE entity_id = $3 AND state = 'queued'",
         error, now, entity_id,
     )  # fmt: skip
 
@@ -237,7 +248,7 @@ async def pushing(db: Database, user_ids: list[str], now: str) -> set[str]:
     """Which of these users have a push on the wire right now (a live lease, on any replica)."""
     if not user_ids:
         return set()
-    where = f"kind = $1 AND lease_until > $2 AND entity_id IN ({marks(len(user_ids), 3)})"
+    where = f"kind = $1 AND state = 'queued' AND lease_until > $2 AND entity_id IN ({marks(len(user_ids), 3)})"
     sql = f"SELECT entity_id FROM sync_jobs WHERE {where}"  # noqa: S608 (placeholders only)
     return {row[0] for row in await db.fetch(sql, USER_PUSH, now, *user_ids)}
 

@@ -11,8 +11,13 @@ from . import attempts, jobs, users
 from .crm_changes import crm_values
 from .database import Connection
 from .dialect import named
+from .errors import StoreError
 from .jobs import Job
 from .users import User
+
+
+class Gone(StoreError):
+    """The user was deleted (a tombstone now) while its push ran: the outcome has nothing to record."""
 
 
 async def record_push_success(
@@ -32,7 +37,8 @@ async def record_push_success(
     """
     # Every transaction locks a user's row before its job's row: the same order everywhere, no deadlock.
     current = await users.lock(conn, user.id)
-    assert current is not None  # users are never deleted while a push runs
+    if current is None:  # deleted meanwhile (in the CRM, mirrored here): nothing left to record
+        raise Gone(f"user {user.id} was deleted while its push ran")
     await jobs.check_lease(conn, job)  # raises LeaseLost: another run owns the job now
     await attempts.record(conn, user.id, user.sync_attempts + 1, tries)
     finished = await jobs.finish(conn, job, now)
@@ -59,8 +65,9 @@ async def record_push_success(
         "tries": len(tries), "id": user.id, "created": record is not None,
     }  # fmt: skip
     row = User.from_row(await conn.fetchrow(*named(_SUCCESS, params)))
-    # Local values the CRM still lacks (edited meanwhile, or answered otherwise than we sent) need a push.
-    again = finished and status == "pending"
+    # Local values the CRM still lacks (edited meanwhile, or answered otherwise than we sent) need a push,
+    # unless a person is deleting the contact.
+    again = finished and status == "pending" and not current.deleting
     return (await jobs.upsert(conn, jobs.USER_PUSH, user.id, now) if again else None), row
 
 
@@ -69,7 +76,10 @@ _SUCCESS = (
     " synced_email = :s_email, synced_phone = :s_phone, crm_name_at = :t_name, crm_email_at = :t_email,"
     " crm_phone_at = :t_phone, crm_updated_at = :version, crm_id = :crm_id, push_intents = :intents,"
     " crm_news_at = CASE WHEN :created THEN :now ELSE crm_news_at END,"
-    " create_body = CASE WHEN :created THEN NULL ELSE create_body END, sync_status = :status,"
+    " create_body = CASE WHEN :created THEN NULL ELSE create_body END,"
+    " crm_deleted_id = CASE WHEN :created THEN NULL ELSE crm_deleted_id END,"
+    " linked_at = COALESCE(linked_at, CASE WHEN :created THEN :now END),"
+    " sync_status = CASE WHEN delete_requested_at IS NOT NULL THEN 'deleting' ELSE :status END,"
     " last_synced_at = :now, last_error = NULL, next_retry_at = NULL, sync_attempts = sync_attempts + :tries"
     " WHERE id = :id RETURNING *"
 )
@@ -87,7 +97,8 @@ async def record_push_failure(
     waits_for: str | None = None,
 ) -> User | None:
     """Store a failed push: retried at run_after, or failed for good; None when a newer change re-armed the job."""
-    await users.lock(conn, user.id)
+    if await users.lock(conn, user.id) is None:
+        raise Gone(f"user {user.id} was deleted while its push ran")
     await jobs.check_lease(conn, job)  # raises LeaseLost: another run owns the job now
     await attempts.record(conn, user.id, user.sync_attempts + 1, tries)
     if not await jobs.fail(conn, job, message, run_after, now, waits_for):
@@ -98,12 +109,14 @@ async def record_push_failure(
     return User.from_row(row)
 
 
+# A contact being deleted stays 'deleting': its delete job decides what becomes of it.
 _FAILED = (
-    "UPDATE users SET sync_status = 'failed', last_error = $1, next_retry_at = $2,"
-    " sync_attempts = sync_attempts + $3 WHERE id = $4 RETURNING *"
+    "UPDATE users SET sync_status = CASE WHEN delete_requested_at IS NULL THEN 'failed' ELSE 'deleting' END,"
+    " last_error = $1, next_retry_at = $2, sync_attempts = sync_attempts + $3 WHERE id = $4 RETURNING *"
 )
 _BURNED = (
-    "UPDATE users SET sync_status = 'failed', last_error = $1, next_retry_at = $2,"
+    "UPDATE users SET sync_status = CASE WHEN delete_requested_at IS NULL THEN 'failed' ELSE 'deleting' END,"
+    " last_error = $1, next_retry_at = $2,"
     " sync_attempts = sync_attempts + $3, create_body = NULL, create_gen = create_gen + 1 WHERE id = $4 RETURNING *"
 )
 

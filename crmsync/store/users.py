@@ -7,7 +7,7 @@ from typing import Any
 
 import attrs
 
-from ..errors import DuplicateEmail
+from ..errors import Conflict, DuplicateEmail
 from ..timeutil import now_iso
 from . import jobs
 from .database import Connection, Database, Row
@@ -176,6 +176,8 @@ async def update(db: Database, user_id: str, fields: dict[str, str]) -> tuple[Us
         current = await lock(conn, user_id)
         if current is None:
             return None
+        if current.deleting:
+            raise Conflict("This contact is being deleted; it can no longer be edited.")
         name, email, phone = (fields.get(f, getattr(current, f)) for f in CONTACT_FIELDS)
         if (name, email, phone) == (current.name, current.email, current.phone):
             return current, None
@@ -195,31 +197,40 @@ async def update(db: Database, user_id: str, fields: dict[str, str]) -> tuple[Us
         raise DuplicateEmail("Another user already has this email.", id=owner) from None
 
 
-# The manual retry: a failed user is pending again, its push due now.
+# The manual retry: a failed user is pending again (deleting again, for a failed delete), its job due now.
+# For a user the CRM deleted this is the "create it again" choice: it has no crm_id, so its push creates.
 _REQUEUE = (
-    "UPDATE users SET sync_status = CASE WHEN sync_status = 'failed' THEN 'pending' ELSE sync_status END,"
-    " next_retry_at = NULL"
+    "UPDATE users SET sync_status = CASE WHEN delete_requested_at IS NOT NULL THEN 'deleting'"
+    " WHEN sync_status = 'failed' THEN 'pending' ELSE sync_status END, next_retry_at = NULL"
 )
 
 
 async def requeue(db: Database, user_id: str) -> tuple[User, int] | None:
-    """Queue a push now, whatever the state: the manual retry."""
+    """Queue the user's job now, whatever the state: the manual retry."""
     now = now_iso()
 
     async def retry(conn: Connection) -> tuple[User, int] | None:
-        row = await conn.fetchrow(_REQUEUE + " WHERE id = $1 RETURNING *", user_id)
-        return None if row is None else (User.from_row(row), await jobs.upsert(conn, jobs.USER_PUSH, user_id, now))
+        row = await conn.fetchrow(_REQUEUE + " WHERE id = $1 AND deleted_at IS NULL RETURNING *", user_id)
+        if row is None:
+            return None
+        user = User.from_row(row)
+        return user, await jobs.upsert(conn, jobs.USER_DELETE if user.deleting else jobs.USER_PUSH, user_id, now)
 
     return await db.run(retry)
 
 
 async def requeue_failed(db: Database) -> list[int]:
-    """Queue a push for every failed user, as requeue() does for one; return the job ids."""
+    """Queue the job of every failed user, as requeue() does for one; return the job ids."""
     now = now_iso()
 
     async def retry_all(conn: Connection) -> list[int]:
-        user_ids = [row[0] for row in await conn.fetch(_REQUEUE + " WHERE sync_status = 'failed' RETURNING id")]
-        return [await jobs.upsert(conn, jobs.USER_PUSH, user_id, now) for user_id in sorted(user_ids)]
+        rows = await conn.fetch(
+            _REQUEUE + " WHERE sync_status = 'failed' AND deleted_at IS NULL RETURNING id, delete_requested_at"
+        )
+        return [
+            await jobs.upsert(conn, jobs.USER_DELETE if deleting else jobs.USER_PUSH, user_id, now)
+            for user_id, deleting in sorted((row[0], row[1] is not None) for row in rows)
+        ]
 
     return await db.run(retry_all)
 

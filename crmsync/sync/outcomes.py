@@ -14,7 +14,7 @@ from ..store import jobs
 from ..store.database import Connection
 from ..store.errors import UniqueViolation
 from ..store.jobs import Job, LeaseLost
-from ..store.user_sync import mark_push_failed, record_push_failure, record_push_success
+from ..store.user_sync import Gone, mark_push_failed, record_push_failure, record_push_success
 from ..store.users import User
 from ..timeutil import now_iso
 from .engine import SyncEngine
@@ -71,7 +71,7 @@ async def succeeded(engine: SyncEngine, outcomes: list[Outcome]) -> None:
             except UniqueViolation:
                 refused.append(outcome)
                 continue
-            except LeaseLost:
+            except (LeaseLost, Gone):
                 lost.append(outcome)
                 continue
             again += [job_id, *woken] if job_id is not None else woken
@@ -106,7 +106,7 @@ async def failed(
         async with engine.db.transaction() as conn:
             row = await record_push_failure(conn, job, user, exc.message, run_after, burn, tries, now, waits_for)
             woken = await jobs.wake_waiting(conn, user.id, now)
-    except LeaseLost:
+    except (LeaseLost, Gone):
         dropped(job, user.id)
         return
     if woken:
@@ -137,9 +137,10 @@ async def give_up(engine: SyncEngine, job: Job, message: str) -> None:
 
 
 def dropped(job: Job, user_id: str) -> None:
-    """An outcome from a claim whose lease ran out meanwhile: another run owns the job now."""
+    """An outcome with nothing to record: the claim's lease ran out (another run owns the job), or the user
+    was deleted meanwhile."""
     logger.warning("outcome_dropped", extra={"job_id": job.id, "user_id": user_id, "lease_token": job.lease_token,
-                                             "reason": "the lease ran out and the job was claimed again"})  # fmt: skip
+                                             "reason": "lease lost or user deleted meanwhile"})  # fmt: skip
 
 
 def log_tries(engine: SyncEngine, user: User, crm_id: str | None, tries: list[Attempt]) -> None:

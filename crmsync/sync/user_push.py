@@ -15,14 +15,22 @@ from ..store.users import User
 from ..timeutil import now_iso
 from .email_clash import Blocked, clash
 from .engine import SyncEngine
+from .lifecycle import crm_lost
 from .merging import merge_record
 from .outcomes import LINKED_ELSEWHERE, Outcome, Pushed, failed, succeeded
 
 logger = logging.getLogger(__name__)
 
 MAX_MERGE_ROUNDS = 3
-DELETED = "The contact was deleted in the CRM."
 INTERNAL = "An unexpected error interrupted this sync; it will be retried."
+
+
+class DeletedInCrm(Exception):
+    """The CRM answered 404 for the record the user is linked to."""
+
+    def __init__(self, crm_id: str) -> None:
+        super().__init__(crm_id)
+        self.crm_id = crm_id
 
 
 def create_key(user: User) -> str:
@@ -44,6 +52,9 @@ async def push_user(engine: SyncEngine, job: Job) -> None:
             pushed = await _push(engine, user, tries)
         except Blocked as blocked:
             await failed(engine, job, user, blocked.error, tries, waits_for=blocked.holder_id)
+            return
+        except DeletedInCrm as gone:
+            await crm_lost(engine, user.id, gone.crm_id, "push")
             return
         except CrmError as exc:
             await failed(engine, job, user, exc, tries)
@@ -86,7 +97,7 @@ async def _push(engine: SyncEngine, user: User, tries: list[Attempt]) -> Pushed:
             except CrmEmailTaken as taken:
                 await clash(engine, user, taken, changed["email"], tries)
     except CrmNotFound:
-        raise CrmRejected(DELETED, 404) from None
+        raise DeletedInCrm(crm_id) from None
     raise CrmUnavailable("The CRM record kept changing while we pushed; the push will be retried.")
 
 

@@ -12,17 +12,18 @@ import attrs
 from ..errors import Conflict, NotFound, ServiceError
 from ..events import user_event
 from ..store import jobs, users, webhook_events
-from ..store.crm_changes import CrmChange, apply_crm_change
 from ..store.database import Connection, Database
 from ..timeutil import now_iso
 from .engine import SyncEngine
+from .lifecycle import lost
 from .settle import POLL as SETTLE_POLL
 from .settle import SETTLE_SECONDS
+from .webhook_kinds import Handled, Options, apply_event, change_of
 
 logger = logging.getLogger(__name__)
 
 # Events with these results were handled for good; a redelivery is only acknowledged.
-FINAL = ("applied", "stale")
+FINAL = ("applied", "stale", "linked", "imported", "deleted", "deleted_in_crm", "ignored")
 MAX_PAYLOAD = 16 * 1024
 
 
@@ -37,17 +38,7 @@ class WebhookEvent:
     source: str
     payload: str
     raw_fields: dict[str, str] = attrs.Factory(dict)  # the values as the CRM holds them, before we normalise
-
-
-@attrs.frozen
-class Handled:
-    """What became of an event."""
-
-    result: str
-    user_id: str | None = None
-    changed_fields: dict[str, str] = attrs.Factory(dict)
-    conflicts: tuple[str, ...] = ()
-    job_id: int | None = None
+    kind: str = "contact.updated"
 
 
 IN_FLIGHT = Handled("in_flight")  # not applied: a push for the user is on the wire
@@ -57,7 +48,7 @@ async def receive(engine: SyncEngine, event: WebhookEvent) -> Handled:
     """Apply an event once it is safe to, store it, log what became of it, and queue any push it leaves."""
     context = {"event_id": event.event_id, "crm_id": event.crm_id, "source": event.source}
     try:
-        handled = await handle(engine.db, event)
+        handled = await handle(engine, event)
     except Conflict as exc:  # a push for the user stayed in flight: the CRM delivers again later
         engine.metrics.webhooks.labels("deferred").inc()
         logger.warning("webhook_deferred", extra={**context, "reason": exc.message})
@@ -72,6 +63,8 @@ async def receive(engine: SyncEngine, event: WebhookEvent) -> Handled:
     engine.metrics.webhooks.labels(handled.result).inc()
     if handled.job_id is not None:
         engine.wake()
+    if handled.gone is not None:
+        lost(engine, *handled.gone, seen_by=f"webhook {event.event_id}")
     if engine.events and handled.user_id is not None:
         engine.events.publish({"type": "webhook", "event_id": event.event_id, "user_id": handled.user_id,
                                "result": handled.result, "changed_fields": handled.changed_fields})  # fmt: skip
@@ -82,13 +75,15 @@ async def receive(engine: SyncEngine, event: WebhookEvent) -> Handled:
     return handled
 
 
-async def handle(db: Database, event: WebhookEvent) -> Handled:
+async def handle(engine: SyncEngine, event: WebhookEvent) -> Handled:
     """Apply an event once; raise NotFound for an unknown crm_id so the sender retries later.
 
     Events that arrive together are applied in one shared transaction (group commit).
     """
+    db, config = engine.db, engine.config
+    options = Options(config.on_crm_delete == "delete", config.import_crm_creates)
     deadline = time.monotonic() + SETTLE_SECONDS
-    while (handled := await db.group.run(lambda conn: _apply(conn, event, db.now()))) is IN_FLIGHT:
+    while (handled := await db.group.run(lambda conn: _apply(conn, event, db.now(), options))) is IN_FLIGHT:
         # A push for this user is on the wire (on any replica): its answer lands first, then this news.
         if time.monotonic() > deadline:
             raise Conflict("A push for this contact is in flight; retry shortly.")
@@ -98,31 +93,24 @@ async def handle(db: Database, event: WebhookEvent) -> Handled:
     return handled
 
 
-async def _apply(conn: Connection, event: WebhookEvent, now: str) -> Handled | None:
+async def _apply(conn: Connection, event: WebhookEvent, now: str, options: Options) -> Handled | None:
     # The user's row lock comes first: the same event delivered to two replicas at once waits here,
     # then finds the other's result below.
     user = await users.lock_by_crm_id(conn, event.crm_id)
     seen = await webhook_events.seen(conn, event.event_id)
     if seen is not None and seen[0] in FINAL:
         return Handled("duplicate", seen[1])
-    if user is not None and await jobs.in_flight(conn, user.id, now):
+    if user is not None and user.deleted_at is None and await jobs.in_flight(conn, user.id, now):
         return IN_FLIGHT
-    if user is None:
+    change = change_of(event)
+    handled = await apply_event(
+        conn, event.kind, event.crm_id, change, event.source, user, f"webhook {event.event_id}", now, options
+    )  # fmt: skip
+    if handled is None:
         await _store(conn, event, None, "unknown_crm_id", None)
         return None
-    change = CrmChange(event.fields, {f: event.raw_fields.get(f, v) for f, v in event.fields.items()}, event.timestamp)
-    applied = await apply_crm_change(conn, user, change, f"webhook {event.event_id}")
-    merged = applied.merged
-    result = "stale" if applied.stale else "applied"
-    conflicts = tuple(c.field for c in merged.conflicts) if merged else ()
-    detail = json.dumps({"changed_fields": merged.changed, "conflicts": conflicts}) if merged else None
-    job_id = applied.job_id
-    if applied.suspicious:
-        # Older than a stamp of ours that lies in the future, yet different: ask the CRM what it holds now.
-        job_id = await jobs.upsert(conn, jobs.USER_RECONCILE, user.id, now_iso())
-        detail = json.dumps({"reconcile": "our field times lie in the future; reading the record"})
-    await _store(conn, event, user.id, result, detail)
-    return Handled(result, user.id, merged.changed if merged else {}, conflicts, job_id)
+    await _store(conn, event, handled.user_id, handled.result, handled.detail)
+    return handled
 
 
 async def record_rejected(db: Database, event: WebhookEvent, error: ServiceError) -> None:

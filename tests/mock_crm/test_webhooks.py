@@ -39,6 +39,7 @@ async def test_patch_sends_signed_event(make_mock: MakeClient, receiver: Receive
     payload = _verified(receiver.hits[0])
     assert payload == {
         "event_id": payload["event_id"],
+        "type": "contact.updated",
         "crm_id": created["crm_id"],
         "updated_fields": {"name": "Alice B"},
         "timestamp": patched["updated_at"],
@@ -48,8 +49,31 @@ async def test_patch_sends_signed_event(make_mock: MakeClient, receiver: Receive
     assert receiver.hits[0][0]["webhook-id"] == payload["event_id"]
     await client.delete(url, headers=auth)
     stats = client.app[keys.stats]
-    await eventually(lambda: stats.webhooks_delivered == 1)
-    assert stats.webhooks_emitted == 1 and len(receiver.hits) == 1
+    await eventually(lambda: stats.webhooks_delivered == 2)
+    assert stats.webhooks_emitted == 2 and len(receiver.hits) == 2
+    deleted = _verified(receiver.hits[1])
+    assert (deleted["type"], deleted["crm_id"], deleted["updated_fields"], deleted["source"]) == (
+        "contact.deleted",
+        created["crm_id"],
+        {},
+        "api",
+    )
+
+
+async def test_a_person_creating_and_deleting_a_contact_is_announced(make_mock: MakeClient, receiver: Receiver) -> None:
+    client, auth = await _hooked(make_mock, receiver)
+    resp = await client.post("/crm/_admin/users", json=ALICE, headers=auth)
+    assert resp.status == 201
+    created = await resp.json()
+    assert (await client.delete(f"/crm/_admin/users/{created['crm_id']}", headers=auth)).status == 204
+    await eventually(lambda: len(receiver.hits) == 2)
+    first, second = (_verified(hit) for hit in receiver.hits)
+    assert (first["type"], first["source"], first["updated_fields"]) == (
+        "contact.created",
+        "crm",
+        {k: ALICE[k] for k in ("name", "email", "phone")},
+    )
+    assert (second["type"], second["source"], second["crm_id"]) == ("contact.deleted", "crm", created["crm_id"])
 
 
 async def test_admin_edit_is_source_crm(make_mock: MakeClient, receiver: Receiver) -> None:

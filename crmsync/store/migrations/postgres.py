@@ -216,6 +216,16 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX user_events_user ON user_events (user_id, id);
         """,
     ),
+    (
+        4,
+        """
+        CREATE TABLE scan_seen (
+            scan TEXT NOT NULL,
+            crm_id TEXT NOT NULL,
+            PRIMARY KEY (scan, crm_id)
+        );
+        """,
+    ),
 )
 
 

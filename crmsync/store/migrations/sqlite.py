@@ -298,6 +298,17 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX user_events_user ON user_events (user_id, id);
         """,
     ),
+    (
+        9,
+        """
+        -- The CRM records a full reconcile has seen so far (a record no longer seen is deleted in the CRM).
+        CREATE TABLE scan_seen (
+            scan TEXT NOT NULL,
+            crm_id TEXT NOT NULL,
+            PRIMARY KEY (scan, crm_id)
+        );
+        """,
+    ),
 )
 
 
