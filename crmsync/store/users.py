@@ -81,6 +81,15 @@ class User:
 _FIELD_NAMES = tuple(field.name for field in attrs.fields(User))
 
 
+def lock_order(crm_id: str | None, user_id: str) -> tuple[str, str]:
+    """Where a user's row comes in the one order in which every transaction locks several users' rows.
+
+    By crm_id first, the one thing a webhook knows before it reads anything, so that no two
+    transactions ever wait on each other's rows in a circle (a deadlock, on PostgreSQL).
+    """
+    return (crm_id or "", user_id)
+
+
 async def lock(conn: Connection, user_id: str) -> User | None:
     """Read a user inside a write transaction, locked until it ends (a read-then-write that stays safe)."""
     row = await conn.fetchrow("SELECT * FROM users WHERE id = $1 FOR UPDATE", user_id)
@@ -151,26 +160,29 @@ async def update(db: Database, user_id: str, fields: dict[str, str]) -> tuple[Us
     Raises DuplicateEmail when another user has the new email.
     """
     now = now_iso()
+
+    async def edit(conn: Connection) -> tuple[User, int | None] | None:
+        current = await lock(conn, user_id)
+        if current is None:
+            return None
+        name, email, phone = (fields.get(f, getattr(current, f)) for f in CONTACT_FIELDS)
+        if (name, email, phone) == (current.name, current.email, current.phone):
+            return current, None
+        row = await conn.fetchrow(
+            "UPDATE users SET name = $1, email = $2, phone = $3, sync_status = 'pending', next_retry_at = NULL,"
+            " updated_at = $4 WHERE id = $5 RETURNING *",
+            name, email, phone, now, user_id,
+        )  # fmt: skip
+        return User.from_row(row), await jobs.upsert(conn, jobs.USER_PUSH, user_id, now)
+
     try:
-        async with db.transaction() as conn:
-            current = await lock(conn, user_id)
-            if current is None:
-                return None
-            name, email, phone = (fields.get(f, getattr(current, f)) for f in CONTACT_FIELDS)
-            if (name, email, phone) == (current.name, current.email, current.phone):
-                return current, None
-            row = await conn.fetchrow(
-                "UPDATE users SET name = $1, email = $2, phone = $3, sync_status = 'pending', next_retry_at = NULL,"
-                " updated_at = $4 WHERE id = $5 RETURNING *",
-                name, email, phone, now, user_id,
-            )  # fmt: skip
-            job_id = await jobs.upsert(conn, jobs.USER_PUSH, user_id, now)
+        # Run again when chosen to end a deadlock: waiting for the row, it may sit in other transactions' circle.
+        return await db.run(edit)
     except UniqueViolation as exc:
         if exc.constraint != "users.email":
             raise
         owner = await db.fetchval("SELECT id FROM users WHERE email = $1", fields["email"])
         raise DuplicateEmail("Another user already has this email.", id=owner) from None
-    return User.from_row(row), job_id
 
 
 # The manual retry: a failed user is pending again, its push due now.

@@ -90,7 +90,7 @@ async def _apply_page(
     linked = await users.ids_by_crm_id(engine.db, crm_ids)
     for user_id in linked.values():
         await engine.inflight.settled(user_id, SETTLE_SECONDS)  # our own push's answer comes first
-    changes: list[tuple[str, str, CrmChange]] = []  # (user id, crm_id, change), in user id order
+    changes: list[tuple[str, str, CrmChange]] = []  # (user id, crm_id, change), in lock order
     checkpoint: str | None = None
     for record in records:
         try:
@@ -103,7 +103,7 @@ async def _apply_page(
             counts["unknown"] += 1
             continue
         changes.append((user_id, record["crm_id"], change))
-    changes.sort(key=lambda item: item[0])  # rows locked in one order by every transaction: seldom a deadlock
+    changes.sort(key=lambda item: users.lock_order(item[1], item[0]))  # the order every transaction keeps
 
     async def apply(conn: Connection) -> tuple[list[int], int, int]:
         jobs: list[int] = []

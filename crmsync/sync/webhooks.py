@@ -83,7 +83,7 @@ async def handle(db: Database, event: WebhookEvent) -> Handled:
 
     Events that arrive together are applied in one shared transaction (group commit).
     """
-    handled = await db.group.run(lambda conn: _apply(conn, event))
+    handled = await db.grouped(lambda conn: _apply(conn, event), users.lock_order(event.crm_id, ""))
     if handled is None:
         raise NotFound(f"No local user is linked to {event.crm_id[:64]} yet; retry later.")
     return handled
@@ -121,7 +121,7 @@ async def record_rejected(db: Database, event: WebhookEvent, error: ApiError) ->
         user = await users.lock_by_crm_id(conn, event.crm_id) if event.crm_id else None
         await _store(conn, event, user.id if user else None, "rejected", error.message)
 
-    await db.group.run(store)
+    await db.grouped(store, users.lock_order(event.crm_id, ""))
 
 
 async def record_invalid(db: Database, event_id: str, raw: bytes, error: ApiError) -> None:
