@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     port = args.port if args.port is not None else config.port
     smtp_password = config.smtp.password if config.smtp and config.smtp.password else ""
     database = parse_database_url(config.database_url)
-    secrets = (config.crm_client_secret, config.jwt_secret, *config.webhook_secrets, smtp_password, database.password)
+    secrets = (config.crm_client_secret, config.jwt_secret, *config.webhook_secrets, smtp_password, *database.passwords)
     setup_logging(config.log_level, config.log_file, secrets)
     logger.info("crmsync_starting", extra={"host": host, "port": port, "db": database.safe()})
     try:

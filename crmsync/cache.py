@@ -16,6 +16,7 @@ class Cache(Generic[K, V]):
     def __init__(self, size: int) -> None:
         self._size = size
         self._entries: OrderedDict[K, V] = OrderedDict()
+        self.invalidations = 0  # read before a fill's first query: see put()
 
     def get(self, key: K) -> V | None:
         """The cached value, or None."""
@@ -24,9 +25,13 @@ class Cache(Generic[K, V]):
             self._entries.move_to_end(key)
         return value
 
-    def put(self, key: K, value: V) -> None:
-        """Remember a value, dropping the least recently used past the size."""
-        if self._size <= 0:
+    def put(self, key: K, value: V, since: int | None = None) -> None:
+        """Remember a value, dropping the least recently used past the size.
+
+        since is `invalidations` as it was before the value was read: after an invalidation meanwhile, the
+        value may predate the write behind it and is not kept (else it would stay until the next write).
+        """
+        if self._size <= 0 or (since is not None and since != self.invalidations):
             return
         self._entries[key] = value
         self._entries.move_to_end(key)
@@ -35,6 +40,7 @@ class Cache(Generic[K, V]):
 
     def invalidate(self, key: K) -> None:
         """Forget a key after its row changed."""
+        self.invalidations += 1
         self._entries.pop(key, None)
 
 

@@ -15,10 +15,10 @@ from .errors import StorageUnavailable, TransientConflict
 from .group_commit import GroupCommit
 from .health import StorageHealth
 
+logger = logging.getLogger(__name__)
 T = TypeVar("T")
 PROBE_BYTES = 64 * 1024
 Listener = Callable[[str], None]
-logger = logging.getLogger(__name__)
 
 
 class Row(Protocol):
@@ -79,7 +79,7 @@ class Database(abc.ABC):
         self.clock_offset = 0.0  # seconds to add to this machine's clock to read the database's
         self._listeners: dict[str, list[Listener]] = defaultdict(list)
         self.storage = StorageHealth()
-        self.group: GroupCommit[Unit[Any], Any] = GroupCommit(self.transaction, run_units)
+        self.group: GroupCommit[tuple[LockOrder, Unit[Any]], Any] = GroupCommit(self.transaction, run_units)
         self.wrote = False  # set by _begin: whether the last transaction changed anything
 
     @asynccontextmanager
@@ -111,6 +111,7 @@ class Database(abc.ABC):
             except TransientConflict:
                 if attempt == attempts:
                     raise
+                logger.warning("transaction_conflict_retried", extra={"attempt": attempt})
         raise AssertionError("unreachable")
 
     @abc.abstractmethod
@@ -159,6 +160,15 @@ class Database(abc.ABC):
         if self.storage.error is not None:
             raise StorageUnavailable(f"the last write failed: {self.storage.error}")
 
+    async def grouped(self, unit: Unit[T], order: LockOrder = ("", "")) -> T:
+        """Run a unit in the next shared transaction (group commit), in a savepoint of its own; its result.
+
+        A unit that locks a user's row passes where that row comes in the lock order (users.lock_order):
+        the units of a batch lock their rows in that order, as every other transaction does.
+        """
+        result: T = await self.group.run((order, unit))
+        return result
+
     async def group_close(self) -> None:
         """Commit grouped work still waiting."""
         await self.group.close()
@@ -186,20 +196,23 @@ class Database(abc.ABC):
 
 
 Unit = Callable[[Connection], Awaitable[T]]
+LockOrder = tuple[str, str]  # (crm_id, user id): see users.lock_order
 
 
-async def run_units(conn: Connection, units: list[Unit[Any]]) -> list[Any]:
-    """Run units of work in one transaction, each in its own savepoint: a failing unit fails alone.
+async def run_units(conn: Connection, units: list[tuple[LockOrder, Unit[Any]]]) -> list[Any]:
+    """Run units of work in one transaction in lock order, each in its own savepoint: a failing unit fails alone.
 
     Storage trouble fails the whole batch: the transaction itself cannot commit.
     """
-    results: list[Any] = []
-    for unit in units:
+    results: list[Any] = [None] * len(units)
+    # Rows stay locked until the commit: units that took them in arrival order would wait in a circle
+    # with a sweep page or a batch of outcomes that locks the same users in lock order (a deadlock).
+    for index in sorted(range(len(units)), key=lambda i: units[i][0]):
         try:
             async with conn.savepoint():
-                results.append(await unit(conn))
+                results[index] = await units[index][1](conn)
         except StorageUnavailable:
             raise
         except Exception as exc:  # this unit's failure is its caller's, not the batch's
-            results.append(exc)
+            results[index] = exc
     return results

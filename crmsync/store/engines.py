@@ -24,16 +24,23 @@ class DatabaseUrl:
     dsn: str | None = attrs.field(default=None, repr=False)
 
     @property
-    def password(self) -> str:
-        """The password in the URL, or "" (for scrubbing logs)."""
-        return (URL(self.dsn).password or "") if self.dsn else ""
+    def passwords(self) -> tuple[str, ...]:
+        """Every password in the URL, in its user part or as a password parameter (for scrubbing logs)."""
+        if not self.dsn:
+            return ()
+        url = URL(self.dsn)
+        return tuple(p for p in (url.password, *url.query.getall("password", ())) if p)
 
     def safe(self) -> str:
         """The URL with any password replaced, for logs, /readyz and error messages."""
         if self.engine == "sqlite":
             return f"{SQLITE_PREFIX}{self.path}"
         url = URL(self.dsn or "")
-        return str(url.with_password("***") if url.password else url)
+        if url.password:
+            url = url.with_password("***")
+        if "password" in url.query:  # libpq's password parameter, which the driver also reads
+            url = url.with_query([(k, "***" if k == "password" else v) for k, v in url.query.items()])
+        return str(url)
 
 
 def parse_database_url(text: str) -> DatabaseUrl:

@@ -79,6 +79,7 @@ class GroupCommit(Generic[I, R]):
             if future.done():
                 continue
             if isinstance(result, TransientConflict) and tries + 1 < MAX_TRIES:
+                logger.warning("transaction_conflict_retried", extra={"attempt": tries + 1})
                 self._waiting.append((item, future, tries + 1))  # collided with another transaction: again
             elif isinstance(result, BaseException):
                 future.set_exception(result)

@@ -129,6 +129,7 @@ class MeetingStore:
         return self.cache.get(meeting_id) or await self._load(meeting_id)
 
     async def _load(self, meeting_id: str) -> Meeting | None:
+        since = self.cache.invalidations  # a write that lands while we read must not be undone by our put
         row = await self.db.fetchrow("SELECT * FROM meetings WHERE id = $1", meeting_id)
         if row is None:
             return None
@@ -136,7 +137,7 @@ class MeetingStore:
             "SELECT user_id FROM meeting_attendees WHERE meeting_id = $1 ORDER BY position", meeting_id
         )
         meeting = Meeting.from_row(row, tuple(a[0] for a in attendees))
-        self.cache.put(meeting_id, meeting)
+        self.cache.put(meeting_id, meeting, since)
         return meeting
 
     async def list_for(self, account_id: str, limit: int, after: int) -> tuple[list[Meeting], int | None]:

@@ -97,6 +97,15 @@ class User:
 _FIELD_NAMES = tuple(field.name for field in attrs.fields(User))
 
 
+def lock_order(crm_id: str | None, user_id: str) -> tuple[str, str]:
+    """Where a user's row comes in the one order in which every transaction locks several users' rows.
+
+    By crm_id first, the one thing a webhook knows before it reads anything, so that no two
+    transactions ever wait on each other's rows in a circle (a deadlock, on PostgreSQL).
+    """
+    return (crm_id or "", user_id)
+
+
 async def lock(conn: Connection, user_id: str) -> User | None:
     """Read a user inside a write transaction, locked until it ends (a read-then-write that stays safe)."""
     row = await conn.fetchrow("SELECT * FROM users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE", user_id)
@@ -189,6 +198,7 @@ async def update(db: Database, user_id: str, fields: dict[str, str]) -> tuple[Us
         return User.from_row(row), await jobs.upsert(conn, jobs.USER_PUSH, user_id, now)
 
     try:
+        # Run again when chosen to end a deadlock: waiting for the row, it may sit in other transactions' circle.
         return await db.run(edit)
     except UniqueViolation as exc:
         if exc.constraint != "users.email":

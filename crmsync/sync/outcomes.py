@@ -10,7 +10,7 @@ from ..crm.attempts import Attempt
 from ..crm.client import Record
 from ..crm.errors import CrmError, CrmRejected
 from ..events import user_event
-from ..store import jobs
+from ..store import jobs, users
 from ..store.database import Connection
 from ..store.errors import UniqueViolation
 from ..store.jobs import Job, LeaseLost
@@ -59,8 +59,8 @@ async def succeeded(engine: SyncEngine, outcomes: list[Outcome]) -> None:
         stored: list[tuple[Outcome, User]] = []
         refused: list[Outcome] = []
         lost: list[Outcome] = []
-        # In id order, so that two transactions locking several users seldom wait on each other in a circle.
-        for outcome in sorted(outcomes, key=lambda o: o.user.id):
+        # In lock order, so that two transactions locking several users never wait on each other in a circle.
+        for outcome in sorted(outcomes, key=lambda o: users.lock_order(o.user.crm_id, o.user.id)):
             try:
                 async with conn.savepoint():
                     job_id, row = await record_push_success(

@@ -45,8 +45,8 @@ async def apply_page(
             counts["unknown"] += 1
             continue
         changes.append((user_id, record["crm_id"], change))
-    # Rows locked in one order by every transaction: seldom a deadlock (unknown records last).
-    changes.sort(key=lambda item: (item[0] is None, item[0] or ""))
+    # Rows locked in the order every transaction keeps (unknown records, which lock nobody's row, last).
+    changes.sort(key=lambda item: (item[0] is None, users.lock_order(item[1], item[0] or "")))
 
     async def apply(conn: Connection) -> tuple[list[int], dict[str, int]]:
         jobs: list[int] = []

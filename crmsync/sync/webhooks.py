@@ -83,7 +83,8 @@ async def handle(engine: SyncEngine, event: WebhookEvent) -> Handled:
     db, config = engine.db, engine.config
     options = Options(config.on_crm_delete == "delete", config.import_crm_creates)
     deadline = time.monotonic() + SETTLE_SECONDS
-    while (handled := await db.group.run(lambda conn: _apply(conn, event, db.now(), options))) is IN_FLIGHT:
+    order = users.lock_order(event.crm_id, "")
+    while (handled := await db.grouped(lambda conn: _apply(conn, event, db.now(), options), order)) is IN_FLIGHT:
         # A push for this user is on the wire (on any replica): its answer lands first, then this news.
         if time.monotonic() > deadline:
             raise Conflict("A push for this contact is in flight; retry shortly.")
@@ -120,7 +121,7 @@ async def record_rejected(db: Database, event: WebhookEvent, error: ServiceError
         user = await users.lock_by_crm_id(conn, event.crm_id) if event.crm_id else None
         await _store(conn, event, user.id if user else None, "rejected", error.message)
 
-    await db.group.run(store)
+    await db.grouped(store, users.lock_order(event.crm_id, ""))
 
 
 async def record_invalid(db: Database, event_id: str, raw: bytes, error: ServiceError) -> None:
