@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
-# Pull the user's record from the CRM now and merge it in (the CRM wins conflicts); prints what changed.
-# Usage: scripts/reconcile_user.sh ID      (or: scripts/reconcile_user.sh --all  to start a full sweep)
+# Pull from the CRM now and merge it in (the CRM wins conflicts); prints what changed.
+# Usage: scripts/reconcile_user.sh ID      one user, now
+#        scripts/reconcile_user.sh --all   a sweep of every record changed since the last one
+#        scripts/reconcile_user.sh --full  a full reconcile: every CRM record read, and every linked user the
+#                                          CRM no longer has handled as deleted there (after a CRM lost records);
+#                                          waits for it, printing progress
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/_common.sh
 . scripts/_common.sh
 
-if [ $# -ne 1 ]; then die "usage: $PROG ID | --all"; fi
+if [ $# -ne 1 ]; then die "usage: $PROG ID | --all | --full"; fi
 use_token
-if [ "$1" = "--all" ]; then
-  http POST "$CRMSYNC_URL/reconcile" "" "$AUTH"
-else
-  http POST "$CRMSYNC_URL/users/$(urlencode "$1")/reconcile" "" "$AUTH"
-fi
-show
-fail_unless_ok
+case "$1" in
+  --all)
+    http POST "$CRMSYNC_URL/reconcile" "" "$AUTH"
+    show
+    fail_unless_ok
+    ;;
+  --full)
+    http POST "$CRMSYNC_URL/reconcile?full=true" "" "$AUTH"
+    fail_unless_ok
+    "$PY" scripts/scan_progress.py "$CRMSYNC_URL/reconcile" "$AUTH"
+    ;;
+  *)
+    http POST "$CRMSYNC_URL/users/$(urlencode "$1")/reconcile" "" "$AUTH"
+    show
+    fail_unless_ok
+    ;;
+esac

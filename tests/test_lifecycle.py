@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -28,6 +32,7 @@ from .conftest import (
 )
 
 DELETED_IN_CRM = "The contact was deleted in the CRM."
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def gone(client: TestClient, auth: dict[str, str], user_id: str) -> bool:
@@ -232,11 +237,36 @@ async def test_import_pulls_every_crm_record_and_resumes_where_it_stopped(
         status = await (await backend.get("/import", headers=auth)).json()
         return status if status["state"] == wanted and (wanted != "running" or status.get("error")) else None
 
-    stopped = await eventually(lambda: state("running"))
+    stopped = await eventually(lambda: state("running"), timeout=30)
     assert stopped["error"]
     await set_faults(crm, fail_next=0)
     assert (await backend.post("/import", headers=auth)).status == 202  # ...and a second start resumes it
-    done = await eventually(lambda: state("done"))
+    done = await eventually(lambda: state("done"), timeout=30)
     assert done["counts"]["imported"] == 250
     listed = await (await backend.get("/users?limit=500", headers=auth)).json()
     assert len(listed["items"]) == 250 and {item["sync_status"] for item in listed["items"]} == {"synced"}
+
+
+async def run_script(client: TestClient, auth: dict[str, str], *argv: str) -> tuple[int, str, str]:
+    """Run one of scripts/ against the backend, as a person would; (exit status, stdout, stderr)."""
+    env = {**os.environ, "CRMSYNC_URL": str(client.make_url("")).rstrip("/"),
+           "CRMSYNC_TOKEN": auth["Authorization"].split()[1]}  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        str(ROOT / "scripts" / argv[0]), *argv[1:], env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
+    return process.returncode or 0, stdout.decode(), stderr.decode()
+
+
+async def test_the_scripts_run_a_full_reconcile_and_an_import_with_progress(
+    backend: TestClient, auth: dict[str, str], crm: TestServer
+) -> None:
+    for i in range(120):
+        assert (await crm_call(crm, "POST", "/crm/users", json={**JOHN, "email": f"script{i}@example.com"}))[0] == 201
+    status, out, err = await run_script(backend, auth, "import_crm.sh")
+    assert status == 0, err
+    assert json.loads(out)["counts"]["imported"] == 120 and "import: done" in err
+    status, out, err = await run_script(backend, auth, "reconcile_user.sh", "--full")
+    assert status == 0, err
+    assert json.loads(out)["state"] == "done" and "full_reconcile" in err
