@@ -285,6 +285,12 @@ async def live(make_live: LiveFactory) -> Live:
     return await make_live()
 
 
+async def retrying(client: TestClient, auth: dict[str, str], user_id: str) -> bool:
+    """True while the user's push failed and waits to be retried (failed, with a next_retry_at)."""
+    user = await get_user(client, auth, user_id)
+    return user["sync_status"] == "failed" and user["next_retry_at"] is not None
+
+
 async def synced_user(client: TestClient, auth: dict[str, str], **fields: str) -> dict[str, Any]:
     """Create a user (John Smith, with any fields replaced) and wait until it is synced."""
     resp = await client.post("/users", json={**JOHN, **fields}, headers=auth)

@@ -29,6 +29,7 @@ from .conftest import (
     eventually,
     get_user,
     post_webhook,
+    retrying,
     set_faults,
     sign_up,
     synced_user,
@@ -189,7 +190,7 @@ async def test_a_swap_the_outbox_coalesced_into_a_cycle_still_converges(
     y = await synced_user(client, auth, email="y@example.com")
     await set_faults(crm, fail_next=3, fail_status=503)  # X's whole first push fails: tmp never reaches the CRM
     assert (await client.patch(f"/users/{x['id']}", json={"email": "tmp@example.com"}, headers=auth)).status == 200
-    await eventually(lambda: _retrying(client, auth, x["id"]))
+    await eventually(lambda: retrying(client, auth, x["id"]))
     assert (await client.patch(f"/users/{y['id']}", json={"email": "x@example.com"}, headers=auth)).status == 200
     assert (await client.patch(f"/users/{x['id']}", json={"email": "y@example.com"}, headers=auth)).status == 200
     # X now wants Y's address and Y wants X's, in the CRM: one of them has to step aside first.
@@ -197,11 +198,6 @@ async def test_a_swap_the_outbox_coalesced_into_a_cycle_still_converges(
     final_y = await eventually(lambda: agreed(client, auth, crm_app, y["id"]), timeout=20)
     assert (final_x["email"], final_y["email"]) == ("y@example.com", "x@example.com")
     assert len(crm_records(crm_app)) == 2
-
-
-async def _retrying(client: TestClient, auth: dict[str, str], user_id: str) -> bool:
-    user = await get_user(client, auth, user_id)
-    return user["sync_status"] == "failed" and user["next_retry_at"] is not None
 
 
 async def test_a_batch_answered_with_ids_linked_elsewhere_fails_each_item_clearly(

@@ -25,6 +25,7 @@ from .conftest import (
     crm_records,
     eventually,
     get_user,
+    retrying,
     set_faults,
     sign_up,
     synced_user,
@@ -168,16 +169,11 @@ async def test_a_crm_created_contact_with_an_unlinked_local_users_email_is_linke
     client, auth = live.backend, live.auth
     await set_faults(live.crm, fail_next=3, fail_status=503)  # the local user's first push fails...
     local = await (await client.post("/users", json=JOHN, headers=auth)).json()
-    await eventually(lambda: _retrying(client, auth, local["id"]))
+    await eventually(lambda: retrying(client, auth, local["id"]))
     record = await person_creates(live.crm)  # ...while a person adds the same contact in the CRM
     linked = await wait_status(client, auth, local["id"], "synced")
     assert linked["crm_id"] == record["crm_id"] and len(crm_records(live.crm_app)) == 1
     assert len((await (await client.get("/users", headers=auth)).json())["items"]) == 1
-
-
-async def _retrying(client: TestClient, auth: dict[str, str], user_id: str) -> bool:
-    user = await get_user(client, auth, user_id)
-    return user["sync_status"] == "failed" and user["next_retry_at"] is not None
 
 
 async def test_crm_creates_are_not_imported_when_the_setting_is_off(make_live: LiveFactory) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import itertools
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
@@ -29,10 +30,8 @@ class Row(Protocol):
     def keys(self) -> Iterable[str]: ...
 
 
-class Connection(abc.ABC):
-    """One connection inside a transaction (or a read-only one outside)."""
-
-    engine: str
+class Reader(abc.ABC):
+    """Queries: a connection inside a transaction, or the database's reads as last committed."""
 
     @abc.abstractmethod
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
@@ -47,6 +46,15 @@ class Connection(abc.ABC):
         row = await self.fetchrow(sql, *args)
         return None if row is None else row[0]
 
+
+class Connection(Reader):
+    """One connection inside a transaction."""
+
+    engine: str
+
+    def __init__(self) -> None:
+        self._savepoints = itertools.count()
+
     @abc.abstractmethod
     async def execute(self, sql: str, *args: Any) -> int:
         """Run a statement; return the number of rows it changed."""
@@ -55,16 +63,25 @@ class Connection(abc.ABC):
     async def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run a statement once per row of arguments."""
 
-    @abc.abstractmethod
-    def savepoint(self) -> AbstractAsyncContextManager[None]:
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
         """A nested unit: an error inside undoes only what the unit wrote, then propagates."""
+        name = f"sp{next(self._savepoints)}"
+        await self.execute(f"SAVEPOINT {name}")
+        try:
+            yield
+        except BaseException:
+            await self.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            await self.execute(f"RELEASE SAVEPOINT {name}")
+            raise
+        await self.execute(f"RELEASE SAVEPOINT {name}")
 
     @abc.abstractmethod
     async def notify(self, channel: str, payload: str = "") -> None:
         """Tell every replica's listeners on the channel, once this transaction commits."""
 
 
-class Database(abc.ABC):
+class Database(Reader):
     """A database: reads outside transactions, write transactions, and grouped commits.
 
     Storage trouble (a full disk, a server gone) surfaces as StorageUnavailable, noted once per
@@ -122,7 +139,7 @@ class Database(abc.ABC):
         """The time by the database's clock (leases and due times compare with it on every replica)."""
         return isoformat(utcnow() + timedelta(seconds=self.clock_offset))
 
-    async def measure_clock(self) -> None:  # noqa: B027 (a local file shares our clock: nothing to measure)
+    async def measure_clock(self) -> None:
         """Measure how far this machine's clock is from the database's."""
 
     def listen(self, channel: str, listener: Listener) -> None:
@@ -172,19 +189,6 @@ class Database(abc.ABC):
     async def group_close(self) -> None:
         """Commit grouped work still waiting."""
         await self.group.close()
-
-    @abc.abstractmethod
-    async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        """All rows of a read-only query, as last committed."""
-
-    @abc.abstractmethod
-    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        """The first row of a read-only query, or None."""
-
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        """The first column of the first row, or None."""
-        row = await self.fetchrow(sql, *args)
-        return None if row is None else row[0]
 
     @abc.abstractmethod
     async def close(self) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -80,7 +79,7 @@ class PostgresConnection(Connection):
 
     def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
-        self._savepoints = itertools.count()
+        super().__init__()
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         try:
@@ -110,18 +109,6 @@ class PostgresConnection(Connection):
 
     async def notify(self, channel: str, payload: str = "") -> None:
         await self.execute("SELECT pg_notify($1, $2)", channel, payload)
-
-    @asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        name = f"sp{next(self._savepoints)}"
-        await self.execute(f"SAVEPOINT {name}")
-        try:
-            yield
-        except BaseException:
-            await self.execute(f"ROLLBACK TO SAVEPOINT {name}")
-            await self.execute(f"RELEASE SAVEPOINT {name}")
-            raise
-        await self.execute(f"RELEASE SAVEPOINT {name}")
 
 
 class PostgresDatabase(Database):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import re
 import sqlite3
@@ -65,7 +64,7 @@ class SqliteConnection(Connection):
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
-        self._savepoints = itertools.count()
+        super().__init__()
         self.pending: list[tuple[str, str]] = []  # notifications, sent when the transaction commits
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
@@ -90,18 +89,6 @@ class SqliteConnection(Connection):
             await self._conn.executemany(for_sqlite(sql), rows)
         except sqlite3.Error as exc:
             _raise(exc)
-
-    @asynccontextmanager
-    async def savepoint(self) -> AsyncIterator[None]:
-        name = f"sp{next(self._savepoints)}"
-        await self.execute(f"SAVEPOINT {name}")
-        try:
-            yield
-        except BaseException:
-            await self.execute(f"ROLLBACK TO SAVEPOINT {name}")
-            await self.execute(f"RELEASE SAVEPOINT {name}")
-            raise
-        await self.execute(f"RELEASE SAVEPOINT {name}")
 
     async def notify(self, channel: str, payload: str = "") -> None:
         if (channel, payload) not in self.pending:
