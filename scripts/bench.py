@@ -1,6 +1,6 @@
 """Benchmark harness: the mock CRM and crmsync as real subprocesses, on fresh temporary databases.
 
-    ./run.sh bench [--database sqlite|postgres|both] [--compare-ref GITREF]
+    ./run.sh bench [--database sqlite|postgres|both] [--compare-ref GITREF] [--rounds N]
                    [--only ingest,drain,ratelimit,webhooks,backlog,lookups] [--quick] [--json PATH]
                    [--profile [--profile-interval S]] [--env KEY=VALUE ...] [--keep]
 
@@ -10,7 +10,9 @@ full_page_writes on; on disk under the temporary directory, not a tmpfs) and sto
 scenario gets a fresh database. "both" runs each scenario on SQLite, then on PostgreSQL, and adds the
 ratio of PostgreSQL's ingest to SQLite's from the same run (target >= 0.8). --compare-ref GITREF also
 runs the bench of another commit (git archive into the work directory, same Python and packages) on
-SQLite, scenario by scenario just before this one's, and prints both with the change.
+SQLite, scenario by scenario just before this one's, and prints both with the change. --rounds N runs
+each scenario N times on every target, in turn, and prints each row's median with its range: on a
+shared machine one run can be 20 % off either way.
 
 Scenarios (each starts its own processes on free ports of 127.0.0.1 and stops them afterwards):
   ingest     POST /users with unique emails for ~10 s at 64 connections (201/s, p50, p99), and the
@@ -957,10 +959,67 @@ def print_grid(header: str, columns: tuple[str, ...], lines: list[tuple[str, ...
             print(rule)
 
 
-def ingest_across_engines(results: dict[str, dict[str, Any]]) -> Row | None:
-    """PostgreSQL's ingest against SQLite's, both measured in this run; None unless both ran."""
+def run_scenario(harness: Harness, name: str) -> tuple[dict[str, Any], list[Row]]:
+    """One scenario on one engine: its result and rows; a crash is reported as a row, never raised."""
     try:
-        pg, lite = (results[e]["ingest"]["crmsync"]["created_per_s"] for e in ("postgres", "sqlite"))
+        result, rows = RUNNERS[name](harness)
+        return result, rows + cpu_rows(name, result)
+    except Exception as exc:  # report it, stop what it left running, go on with the next
+        log(f"{name} on {harness.engine} crashed: {exc}")
+        return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}, [crash_row(name, exc)]
+    finally:
+        harness.stop_all()  # whatever a crashed scenario left running
+
+
+def run_before(tree: Path, name: str, out: Path, args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
+    """One scenario of the --compare-ref commit's bench: its rows (with CPU per operation) and result."""
+    try:
+        report = bench_compare.run_scenario(tree, name, out, args.quick, args.env)
+    except (bench_compare.CompareError, subprocess.SubprocessError, OSError, ValueError) as exc:
+        return [crash_row(name, exc)], {"error": str(exc)}
+    result = report["scenarios"].get(name, {})
+    return [Row(**row) for row in report["rows"]] + cpu_rows(name, result), result
+
+
+def median_rows(runs: list[list[Row]]) -> list[Row]:
+    """Each row's median over the rounds (the round whose value is in the middle), with the range beside it.
+
+    The range is of the row's value (for "p50 / p99 ms", the p99). Rows without a number come from the
+    middle round; a crash in any round is kept.
+    """
+    if len(runs) == 1:
+        return runs[0]
+    by_key: dict[tuple[str, str], list[Row]] = {}
+    crashes = []
+    for run in runs:
+        for row in run:
+            if row.metric == "CRASHED":
+                crashes.append(row)
+            else:
+                by_key.setdefault(bench_compare.key(row.scenario, row.metric), []).append(row)
+    merged = []
+    for candidates in by_key.values():
+        numbers = [r for r in candidates if isinstance(r.value, int | float) and not isinstance(r.value, bool)]
+        if len(numbers) == len(candidates) and len(numbers) > 1:
+            ordered = sorted(numbers, key=lambda r: r.value)
+            middle = ordered[(len(ordered) - 1) // 2]
+            low, high = ordered[0].value, ordered[-1].value
+            spread = f" [{short(low)}..{short(high)} in {len(ordered)} rounds]" if low != high else ""
+            merged.append(replace(middle, text=middle.text + spread))
+        else:
+            merged.append(candidates[(len(candidates) - 1) // 2])
+    return merged + crashes
+
+
+def short(value: float) -> str:
+    """A number for a range: 1,106 or 651 or 0.475."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def ingest_across_engines(results: dict[str, Any]) -> Row | None:
+    """PostgreSQL's ingest against SQLite's, both measured in this round; None unless both ran."""
+    try:
+        pg, lite = (results[e]["crmsync"]["created_per_s"] for e in ("postgres", "sqlite"))
     except (KeyError, TypeError):
         return None
     ratio = pg / lite
@@ -1040,6 +1099,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
     parser.add_argument("--quick", action="store_true", help="about 5x smaller sizes and durations (a smoke run)")
     parser.add_argument(
+        "--rounds", type=int, default=1, help="run each scenario this often on every target; print the medians"
+    )
+    parser.add_argument(
         "--json", type=Path, default=ROOT / "bench.json", help="where to write results (default bench.json)"
     )
     parser.add_argument(
@@ -1064,6 +1126,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--env takes CRMSYNC_NAME=VALUE, got {item!r}")
         pairs.append((key, value))
     args.env = pairs
+    if not 1 <= args.rounds <= 9:
+        parser.error("--rounds takes 1 to 9")
     args.compare_commit = None
     if args.compare_ref:
         if "sqlite" not in ENGINES[args.database]:
@@ -1122,35 +1186,36 @@ def main(argv: list[str] | None = None) -> int:
                 rows[engine].append(crash_row("(database)", exc))
                 log(f"{engine}: cannot run: {exc}")
         for name in args.only:
-            if tree is not None and before is not None:
-                log(f"--- {name} on {args.compare_commit} (SQLite)")
-                try:
-                    report = bench_compare.run_scenario(
-                        tree, name, workdir / "before" / f"{name}.json", args.quick, args.env
-                    )
-                    before["rows"] += report["rows"]
-                    before["rows"] += [asdict(r) for r in cpu_rows(name, report["scenarios"].get(name, {}))]
-                    before["scenarios"].update(report["scenarios"])
-                except (bench_compare.CompareError, subprocess.SubprocessError, OSError, ValueError) as exc:
-                    crashed.append(f"before:{name}")
-                    before["rows"].append(asdict(crash_row(name, exc)))
-            for engine, harness in harnesses.items():
-                log(f"--- {name} on {harness.db.title}")
-                try:
-                    results[engine][name], new_rows = RUNNERS[name](harness)
-                    rows[engine] += new_rows + cpu_rows(name, results[engine][name])
-                except Exception as exc:  # report it, stop what it left running, go on with the next
-                    crashed.append(f"{engine}:{name}")
-                    results[engine][name] = {
-                        "error": f"{type(exc).__name__}: {exc}",
-                        "traceback": traceback.format_exc(),
-                    }
-                    rows[engine].append(crash_row(name, exc))
-                    log(f"{name} on {engine} crashed: {exc}")
-                finally:
-                    harness.stop_all()  # whatever a crashed scenario left running
-            if name == "ingest" and "postgres" in rows and (across := ingest_across_engines(results)):
-                rows["postgres"].append(across)
+            # Every round runs the scenario on each target in turn: drift in the machine weighs on all alike.
+            rounds: dict[str, list[list[Row]]] = {target: [] for target in (*harnesses, "before")}
+            for n in range(1, args.rounds + 1):
+                step = f" (round {n} of {args.rounds})" if args.rounds > 1 else ""
+                if tree is not None and before is not None:
+                    log(f"--- {name} on {args.compare_commit} (SQLite){step}")
+                    old_rows, old_result = run_before(tree, name, workdir / "before" / f"{name}-{n}.json", args)
+                    rounds["before"].append(old_rows)
+                    before["scenarios"].setdefault(name, []).append(old_result)
+                this_round: dict[str, Any] = {}
+                for engine, harness in harnesses.items():
+                    log(f"--- {name} on {harness.db.title}{step}")
+                    result, new_rows = run_scenario(harness, name)
+                    this_round[engine] = result
+                    results[engine].setdefault(name, []).append(result)
+                    rounds[engine].append(new_rows)
+                    if "error" in result:
+                        crashed.append(f"{engine}:{name}")
+                if name == "ingest" and "postgres" in rounds and (across := ingest_across_engines(this_round)):
+                    rounds["postgres"][-1].append(across)
+            for target, runs in rounds.items():
+                if not runs:
+                    continue
+                merged = median_rows(runs)
+                if target == "before" and before is not None:
+                    before["rows"] += [asdict(row) for row in merged]
+                    if any(row.metric == "CRASHED" for row in merged):
+                        crashed.append(f"before:{name}")
+                else:
+                    rows[target] += merged
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted; stopping the processes")
