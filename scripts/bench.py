@@ -27,6 +27,11 @@ Scenarios (each starts its own processes on free ports of 127.0.0.1 and stops th
   webhooks   signed webhooks (Standard Webhooks) on synced users for ~10 s at 64 connections:
              "applied" answers per second, p50, p99.
   backlog    100,000 pending users: crmsync's peak RSS (VmHWM) and records/s over the first 30 s.
+  lookups    GET /meetings/{id}/sync_status for ~10 s at 64 connections, the meeting cache on and off.
+
+CPU is shown in % of one core per process (the PostgreSQL server with all its backends as one), with
+"others": what the rest of the machine used meanwhile, and as CPU milliseconds per operation, which
+moves much less than throughput when other jobs share the machine.
 
 Load comes from one separate process (scripts/bench_load.py, aiohttp). Pending users are written
 straight into the database as crmsync.store.creates writes them (sqlite3 executemany on SQLite, COPY
