@@ -3,7 +3,7 @@
 #   ./run.sh          install if needed, then run the mock CRM (:8081) and the backend (:8080);
 #                     if either fails to start or stops, the other is stopped too and the exit is non-zero
 #   ./run.sh test     install the test extras (and, as root, Debian's chromium and postgresql) and run the tests
-#   ./run.sh bench    run the benchmark harness (scripts/bench.py)
+#   ./run.sh bench    run the benchmark harness (scripts/bench.py; --database sqlite|postgres|both, --help)
 set -euo pipefail
 cd "$(dirname "$0")"
 

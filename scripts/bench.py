@@ -1,7 +1,18 @@
 """Benchmark harness: the mock CRM and crmsync as real subprocesses, on fresh temporary databases.
 
-    ./run.sh bench [--only ingest,drain,ratelimit,webhooks,backlog] [--quick] [--json PATH]
+    ./run.sh bench [--database sqlite|postgres|both] [--compare-ref GITREF] [--rounds N]
+                   [--only ingest,drain,ratelimit,webhooks,backlog,lookups] [--quick] [--json PATH]
                    [--profile [--profile-interval S]] [--env KEY=VALUE ...] [--keep]
+
+--database picks the engine crmsync runs on (default sqlite): SQLite files in the work directory, or
+a throwaway PostgreSQL cluster the harness starts for the run (durable: fsync, synchronous_commit and
+full_page_writes on; on disk under the temporary directory, not a tmpfs) and stops afterwards; every
+scenario gets a fresh database. "both" runs each scenario on SQLite, then on PostgreSQL, and adds the
+ratio of PostgreSQL's ingest to SQLite's from the same run (target >= 0.8). --compare-ref GITREF also
+runs the bench of another commit (git archive into the work directory, same Python and packages) on
+SQLite, scenario by scenario just before this one's, and prints both with the change. --rounds N runs
+each scenario N times on every target, in turn, and prints each row's median with its range: on a
+shared machine one run can be 20 % off either way.
 
 Scenarios (each starts its own processes on free ports of 127.0.0.1 and stops them afterwards):
   ingest     POST /users with unique emails for ~10 s at 64 connections (201/s, p50, p99), and the
@@ -16,14 +27,20 @@ Scenarios (each starts its own processes on free ports of 127.0.0.1 and stops th
   webhooks   signed webhooks (Standard Webhooks) on synced users for ~10 s at 64 connections:
              "applied" answers per second, p50, p99.
   backlog    100,000 pending users: crmsync's peak RSS (VmHWM) and records/s over the first 30 s.
+  lookups    GET /meetings/{id}/sync_status for ~10 s at 64 connections, the meeting cache on and off.
+
+CPU is shown in % of one core per process (the PostgreSQL server with all its backends as one), with
+"others": what the rest of the machine used meanwhile, and as CPU milliseconds per operation, which
+moves much less than throughput when other jobs share the machine.
 
 Load comes from one separate process (scripts/bench_load.py, aiohttp). Pending users are written
-with sqlite3 exactly as crmsync.store.users.create + store.jobs.upsert write them, while crmsync is
-stopped; crmsync queues them again at start-up. Drains are timed from the moment /healthz answers
-(records synced before that are not counted); progress is read from the database every 0.2 s.
+straight into the database as crmsync.store.creates writes them (sqlite3 executemany on SQLite, COPY
+through asyncpg on PostgreSQL; scripts/bench_db.py), while crmsync is stopped; crmsync queues them again
+at start-up. Drains are timed from the moment /healthz answers (records synced before that are not
+counted); progress is read from the database every 0.2 s.
 
 --quick shrinks sizes and durations about 5x for a smoke run. --profile runs every crmsync process
-of the run under pyinstrument and writes profile-<scenario>.html next to the JSON (needs
+of the run under pyinstrument and writes profile-<engine>-<scenario>.html next to the JSON (needs
 pyinstrument in the venv). --env passes an extra setting to crmsync (e.g. --env CRMSYNC_WORKERS=16).
 
 Writes bench.json (or --json PATH) and prints a table. Exits 0 whether or not targets are met, 1
@@ -45,7 +62,6 @@ import secrets
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -64,6 +80,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS = ROOT / "scripts"
+if str(ROOT) not in sys.path:  # run as a script: scripts/ is on the path, the repository is not
+    sys.path.insert(0, str(ROOT))
+
+from scripts import bench_compare  # noqa: E402
+from scripts.bench_db import BenchDatabase, PostgresBench, Reader, SqliteBench  # noqa: E402
+
+TITLES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+
 HOST = "127.0.0.1"
 CLIENT_ID = "crmsync"
 PYTHON = sys.executable
@@ -80,6 +104,9 @@ BATCH_SHARE = 0.9  # of limit x batch size
 MAX_429_SHARE = 0.01
 BACKLOG_RSS_MB = 150.0
 WEBHOOK_RPS = 1500.0
+PG_INGEST_RATIO = 0.8  # of SQLite's ingest in the same run
+REGRESSION = 0.10  # SQLite: no scenario more than this far below the --compare-ref commit
+ENGINES = {"sqlite": ("sqlite",), "postgres": ("postgres",), "both": ("sqlite", "postgres")}
 
 
 @dataclass(frozen=True)
@@ -194,13 +221,17 @@ def memory_mb(pid: int) -> tuple[float | None, float | None]:
         return None, None
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of a process, all threads: /proc/<pid>/stat, else psutil, else None."""
+def cpu_seconds(pid: int, reaped: bool = False) -> float | None:
+    """User + system CPU seconds of a process, all threads: /proc/<pid>/stat, else psutil, else None.
+
+    reaped adds the children it has waited for (a server's exited backends and workers).
+    """
     try:
         with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
             data = stat.read()
         fields = data[data.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if reaped else 0)
+        return ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         pass
     try:
@@ -212,32 +243,77 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
-class CpuMeter:
-    """Share of one core each process used between start() and stop(), in %."""
+def tree_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of a server and its children, live and reaped (PostgreSQL: postmaster and backends)."""
+    total = cpu_seconds(pid, reaped=True)
+    if total is None:
+        return None
+    children: list[str] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            children += (task / "children").read_text().split()
+    for child in children:
+        total += cpu_seconds(int(child), reaped=True) or 0.0
+    return total
 
-    def __init__(self, **children: Child) -> None:
-        self.children = children
+
+class ServerTree:
+    """A database server's process tree, measured as one by CpuMeter."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+
+def cpu_of(process: Child | ServerTree) -> float | None:
+    return tree_cpu_seconds(process.pid) if isinstance(process, ServerTree) else cpu_seconds(process.pid)
+
+
+def machine_busy_seconds() -> float | None:
+    """CPU seconds the whole machine spent busy (all cores, every process): /proc/stat; None elsewhere."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle and iowait
+
+
+class CpuMeter:
+    """Share of one core each process used between start() and stop(), in %; "machine" is every process
+    on the machine together (up to 100 x cores), so that load from outside the bench shows."""
+
+    def __init__(self, **children: Child | ServerTree | None) -> None:
+        self.children = {name: child for name, child in children.items() if child is not None}
         self.before: dict[str, float | None] = {}
         self.started = 0.0
 
     def start(self) -> CpuMeter:
-        self.before = {name: cpu_seconds(child.pid) for name, child in self.children.items()}
+        self.before = {name: cpu_of(child) for name, child in self.children.items()}
+        self.before["machine"] = machine_busy_seconds()
         self.started = time.monotonic()
         return self
 
     def stop(self) -> dict[str, float | None]:
         wall = max(time.monotonic() - self.started, 1e-9)
+        now = {name: cpu_of(child) for name, child in self.children.items()}
+        now["machine"] = machine_busy_seconds()
         shares: dict[str, float | None] = {}
-        for name, child in self.children.items():
-            before, after = self.before.get(name), cpu_seconds(child.pid)
+        for name, after in now.items():
+            before = self.before.get(name)
             shares[name] = None if before is None or after is None else round(100 * (after - before) / wall, 1)
         return shares
 
 
 def fmt_cpu(shares: dict[str, float | None], load: float | None = None) -> str:
-    parts = [f"{name} {'n/a' if v is None else f'{v:.0f}'}" for name, v in shares.items()]
+    """crmsync 60, mock 5, load 12, others 80: "others" is the machine's busy time not ours (another job)."""
+    ours = {name: v for name, v in shares.items() if name != "machine"}
+    parts = [f"{name} {'n/a' if v is None else f'{v:.0f}'}" for name, v in ours.items()]
     if load is not None:
         parts.append(f"load {load:.0f}")
+    machine = shares.get("machine")
+    if machine is not None and None not in ours.values():
+        others = machine - sum(v for v in ours.values() if v is not None) - (load or 0.0)
+        parts.append(f"others {max(others, 0):.0f}")
     return ", ".join(parts)
 
 
@@ -290,17 +366,34 @@ class Child:
 
 
 class Harness:
-    """Processes, secrets and the temporary directory of one run."""
+    """Processes, secrets, the temporary directory and the databases of one engine's run.
 
-    def __init__(self, args: argparse.Namespace, sizes: Sizes, workdir: Path, out_dir: Path) -> None:
+    Constructing one for PostgreSQL starts its cluster; close() stops it.
+    """
+
+    def __init__(self, args: argparse.Namespace, sizes: Sizes, workdir: Path, out_dir: Path, engine: str) -> None:
         self.args, self.sizes, self.workdir, self.out_dir = args, sizes, workdir, out_dir
+        self.engine = engine
         self.client_secret = secrets.token_urlsafe(32)
         self.jwt_secret = secrets.token_urlsafe(48)
         self.webhook_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
         self.extra_env = dict(args.env)
         self.children: list[Child] = []
         self.profiles: dict[str, dict[str, Any]] = {}
-        self._template: Path | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.db: BenchDatabase = (
+            SqliteBench(workdir, self.migrate) if engine == "sqlite" else PostgresBench(self.migrate)
+        )
+        pid = self.db.server_pid()
+        self.server = ServerTree(pid) if pid else None
+
+    def close(self) -> None:
+        self.stop_all()
+        self.db.close()
+
+    def migrate(self, url: str) -> None:
+        """crmsync applies its migrations to the database at url (started without a CRM, then stopped)."""
+        self.stop(self.start_backend("template", url, None, profile=False))
 
     # --- processes -------------------------------------------------------------------------------
 
@@ -325,13 +418,13 @@ class Harness:
         return child
 
     def start_backend(
-        self, label: str, db: Path, crm: Child | None, env: dict[str, str] | None = None, profile: bool = True
+        self, label: str, db: str, crm: Child | None, env: dict[str, str] | None = None, profile: bool = True
     ) -> Child:
         port = free_port()
         full_env = (
             base_env()
             | {
-                "CRMSYNC_DB": str(db),
+                "CRMSYNC_DATABASE_URL": db,
                 "CRMSYNC_CRM_URL": crm.url if crm else f"http://{HOST}:9",
                 "CRMSYNC_CRM_CLIENT_ID": CLIENT_ID,
                 "CRMSYNC_CRM_CLIENT_SECRET": self.client_secret,
@@ -395,7 +488,7 @@ class Harness:
     def render_profile(self, child: Child) -> None:
         session = child.session
         assert session is not None
-        label = child.name.removesuffix("-crmsync")
+        label = f"{self.engine}-{child.name.removesuffix('-crmsync')}"
         if not session.exists():
             log(f"warning: pyinstrument wrote no session for {child.name}; see {child.log_path}")
             self.profiles[label] = {"error": "no session written", "log": tail(child.log_path, 5)}
@@ -415,18 +508,9 @@ class Harness:
 
     # --- the database ----------------------------------------------------------------------------
 
-    def fresh_db(self, label: str) -> Path:
-        """A database with crmsync's schema: crmsync applied its migrations to a template once, copied here."""
-        if self._template is None:
-            template = self.workdir / "template.db"
-            backend = self.start_backend("template", template, None, profile=False)
-            self.stop(backend)
-            self._template = template
-        db = self.workdir / f"{label}.db"
-        for suffix in ("", "-wal"):  # crmsync is stopped: the file (and a WAL left behind) are consistent
-            if Path(f"{self._template}{suffix}").exists():
-                shutil.copyfile(f"{self._template}{suffix}", f"{db}{suffix}")
-        return db
+    def fresh_db(self, label: str) -> str:
+        """The URL of a new database with crmsync's schema (a copy of a template crmsync migrated once)."""
+        return self.db.fresh(label)
 
     # --- HTTP helpers ----------------------------------------------------------------------------
 
@@ -495,45 +579,8 @@ def is_api_route(name: str) -> bool:
     return path.startswith("/crm/") and path != "/crm/token" and not path.startswith("/crm/_admin")
 
 
-def insert_pending(db: Path, count: int, tag: str) -> float:
-    """Write count pending users and their queued user_push jobs, as store.users.create + store.jobs.upsert do.
-
-    One transaction, crmsync stopped. Returns the seconds it took.
-    """
-    started = time.monotonic()
-    now = now_iso()
-    users, jobs = [], []
-    for i in range(count):
-        user_id = str(uuid.uuid4())
-        fields = {"name": f"Pending User {i}", "email": f"pending-{tag}-{i}@example.com", "phone": f"+1 555 {i:07d}"}
-        users.append((user_id, fields["name"], fields["email"], fields["phone"], now, now, json.dumps(fields)))
-        jobs.append(("user_push", user_id, now, now))
-    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
-        conn.execute("PRAGMA busy_timeout = 5000")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            conn.executemany(
-                "INSERT INTO users (id, name, email, phone, sync_status, created_at, updated_at, create_body)"
-                " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?)",
-                users,
-            )
-            conn.executemany(
-                "INSERT INTO sync_jobs (kind, entity_id, state, created_at, updated_at) VALUES (?, ?, 'queued', ?, ?)",
-                jobs,
-            )
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-    return time.monotonic() - started
-
-
-def status_counts(conn: sqlite3.Connection) -> Counter[str]:
-    return Counter(dict(conn.execute("SELECT sync_status, COUNT(*) FROM users GROUP BY sync_status").fetchall()))
-
-
-def read_only(db: Path) -> sqlite3.Connection:
-    return sqlite3.connect(f"file:{db}?mode=ro", uri=True, isolation_level=None)
+def status_counts(conn: Reader) -> Counter[str]:
+    return Counter(dict(conn.fetch("SELECT sync_status, COUNT(*) FROM users GROUP BY sync_status")))
 
 
 def drain(
@@ -542,15 +589,15 @@ def drain(
     """Insert users pending, start crmsync, poll until all are settled or the deadline; stop both."""
     crm = h.start_mock(label, rate_limit)
     db = h.fresh_db(label)
-    insert_seconds = insert_pending(db, users, label)
+    insert_seconds = h.db.insert_pending(db, users, label)
     log(f"{label}: {users:,} pending users written in {insert_seconds:.1f} s; starting crmsync")
     spawned = time.monotonic()
     backend = h.start_backend(label, db, crm, env)
     ready = time.monotonic()
-    meter = CpuMeter(crmsync=backend, mock=crm).start()
+    meter = CpuMeter(crmsync=backend, mock=crm, postgres=h.server).start()
     peak_rss = 0.0
     timeline: list[tuple[float, int, float | None]] = []  # (s since /healthz, synced, RSS MB), about 1 per s
-    with contextlib.closing(read_only(db)) as conn:
+    with h.db.reader(db) as conn:
         counts = status_counts(conn)
         synced_at_ready = counts["synced"]
         while True:
@@ -671,17 +718,17 @@ def scenario_ingest(h: Harness) -> tuple[dict[str, Any], list[Row]]:
 def ingest_crmsync(h: Harness) -> dict[str, Any]:
     sizes = h.sizes
     crm = h.start_mock("ingest")
-    db = h.workdir / "ingest.db"
+    db = h.fresh_db("ingest")
     backend = h.start_backend("ingest", db, crm)
     token = h.sign_up(backend)
-    log(f"ingest: crmsync under load for {sizes.load_seconds:g} s at {sizes.connections} connections")
-    meter = CpuMeter(crmsync=backend, mock=crm).start()
+    log(f"ingest: crmsync on {h.db.title} under load for {sizes.load_seconds:g} s at {sizes.connections} connections")
+    meter = CpuMeter(crmsync=backend, mock=crm, postgres=h.server).start()
     ours = h.load("ingest", backend.url, {"token": token, "tag": f"be{uuid.uuid4().hex[:6]}"}, "ingest-crmsync")
     ours["process_cpu_percent"] = meter.stop()
     h.stop(backend)
     h.stop(crm)
-    with contextlib.closing(read_only(db)) as conn:
-        ours["rows_in_db"] = conn.execute("SELECT COUNT(*) FROM users").fetchone()[0]
+    with h.db.reader(db) as conn:
+        ours["rows_in_db"] = conn.fetchval("SELECT COUNT(*) FROM users")
     return ours
 
 
@@ -744,27 +791,25 @@ def scenario_webhooks(h: Harness) -> tuple[dict[str, Any], list[Row]]:
     label = "webhooks"
     crm = h.start_mock(label)
     db = h.fresh_db(label)
-    insert_pending(db, sizes.webhook_users, label)
+    h.db.insert_pending(db, sizes.webhook_users, label)
     backend = h.start_backend(label, db, crm)
     end = time.monotonic() + sizes.webhook_sync_deadline
-    with contextlib.closing(read_only(db)) as conn:
+    with h.db.reader(db) as conn:
         while (counts := status_counts(conn))["synced"] < sizes.webhook_users:
             if counts["failed"] or time.monotonic() > end or not backend.alive():
                 raise BenchError(f"webhooks: the {sizes.webhook_users:,} users did not all sync: {dict(counts)}")
             time.sleep(POLL)
-        crm_ids = [row[0] for row in conn.execute("SELECT crm_id FROM users WHERE sync_status = 'synced'")]
+        crm_ids = [row[0] for row in conn.fetch("SELECT crm_id FROM users WHERE sync_status = 'synced'")]
     log(f"webhooks: {len(crm_ids):,} synced users; signed webhooks for {sizes.load_seconds:g} s")
     config = {"secret": h.webhook_secret, "crm_ids": crm_ids, "tag": uuid.uuid4().hex[:8]}
-    meter = CpuMeter(crmsync=backend, mock=crm).start()
+    meter = CpuMeter(crmsync=backend, mock=crm, postgres=h.server).start()
     result = h.load("webhook", backend.url, config, label)
     result["process_cpu_percent"] = meter.stop()
     result.pop("latencies_ms")
     h.stop(backend)
     h.stop(crm)
-    with contextlib.closing(read_only(db)) as conn:
-        result["applied_in_db"] = conn.execute(
-            "SELECT COUNT(*) FROM webhook_events WHERE result = 'applied'"
-        ).fetchone()[0]
+    with h.db.reader(db) as conn:
+        result["applied_in_db"] = conn.fetchval("SELECT COUNT(*) FROM webhook_events WHERE result = 'applied'")
     applied = result["results"].get("applied", 0)
     if not applied:
         raise BenchError(f"webhooks: none was applied: {result}")
@@ -849,10 +894,11 @@ def fmt_mb(value: float | None) -> str:
 def hottest_frames(session_path: Path, limit: int = 10) -> dict[str, Any]:
     """The crmsync functions with the most samples in a pyinstrument session (main thread only).
 
-    idle: samples in the event loop's select/epoll, i.e. waiting for sockets and for aiosqlite's
-    thread (pyinstrument does not sample that thread). Percentages below are of the busy (non-idle)
-    samples. own: samples whose innermost crmsync frame is this function: its own code and the library
-    code it calls (crmsync/__main__.py, which holds the whole event loop, is left out). total: samples
+    idle: samples in the event loop's select/epoll (uvloop's: in run_app itself), i.e. waiting for
+    sockets, for the database server and for aiosqlite's thread (pyinstrument does not sample that
+    thread). Percentages below are of the busy (non-idle) samples. own: samples whose innermost crmsync
+    frame is this function: its own code and the library code it calls (crmsync/__main__.py, which
+    holds the whole event loop, is left out). total: samples
     with the function anywhere on the stack.
     """
     from pyinstrument.frame_info import frame_info_get_identifier  # only with --profile
@@ -866,7 +912,10 @@ def hottest_frames(session_path: Path, limit: int = 10) -> dict[str, Any]:
     for stack, seconds in session.frame_records:
         sampled += seconds
         frames = [[*frame_info_get_identifier(info).split("\x00"), "", ""][:3] for info in stack]
-        if any(f[0] == "select" and f[1].endswith("selectors.py") for f in frames[-2:]):
+        # uvloop waits in C, so its idle samples end in the Python frame that started the loop.
+        if any(f[0] == "select" and f[1].endswith("selectors.py") for f in frames[-2:]) or (
+            frames and frames[-1][0] == "run_app" and frames[-1][1].endswith(f"aiohttp{os.sep}web.py")
+        ):
             idle += seconds
             continue
         innermost, seen = None, set()
@@ -896,16 +945,140 @@ def hottest_frames(session_path: Path, limit: int = 10) -> dict[str, Any]:
     }  # fmt: skip
 
 
+VERDICT = {True: "yes", False: "NO", None: ""}
+
+
 def print_table(rows: list[Row], header: str) -> None:
-    table = [("scenario", "metric", "value", "target", "ok")]
-    table += [(r.scenario, r.metric, r.text, r.target, {True: "yes", False: "NO", None: ""}[r.ok]) for r in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(5)]
+    lines = [(r.scenario, r.metric, r.text, r.target, VERDICT[r.ok]) for r in rows]
+    print_grid(header, ("scenario", "metric", "value", "target", "ok"), lines)
+
+
+def print_grid(header: str, columns: tuple[str, ...], lines: list[tuple[str, ...]]) -> None:
+    table = [columns, *lines]
+    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
     rule = "-+-".join("-" * w for w in widths)
     print(f"\n{header}")
     for n, line in enumerate(table):
         print(" | ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
         if n == 0:
             print(rule)
+
+
+def run_scenario(harness: Harness, name: str) -> tuple[dict[str, Any], list[Row]]:
+    """One scenario on one engine: its result and rows; a crash is reported as a row, never raised."""
+    try:
+        result, rows = RUNNERS[name](harness)
+        return result, rows + cpu_rows(name, result)
+    except Exception as exc:  # report it, stop what it left running, go on with the next
+        log(f"{name} on {harness.engine} crashed: {exc}")
+        return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}, [crash_row(name, exc)]
+    finally:
+        harness.stop_all()  # whatever a crashed scenario left running
+
+
+def run_before(tree: Path, name: str, out: Path, args: argparse.Namespace) -> tuple[list[Row], dict[str, Any]]:
+    """One scenario of the --compare-ref commit's bench: its rows (with CPU per operation) and result."""
+    try:
+        report = bench_compare.run_scenario(tree, name, out, args.quick, args.env)
+    except (bench_compare.CompareError, subprocess.SubprocessError, OSError, ValueError) as exc:
+        return [crash_row(name, exc)], {"error": str(exc)}
+    result = report["scenarios"].get(name, {})
+    return [Row(**row) for row in report["rows"]] + cpu_rows(name, result), result
+
+
+def median_rows(runs: list[list[Row]]) -> list[Row]:
+    """Each row's median over the rounds (the round whose value is in the middle), with the range beside it.
+
+    The range is of the row's value (for "p50 / p99 ms", the p99). Rows without a number come from the
+    middle round; a crash in any round is kept.
+    """
+    if len(runs) == 1:
+        return runs[0]
+    by_key: dict[tuple[str, str], list[Row]] = {}
+    crashes = []
+    for run in runs:
+        for row in run:
+            if row.metric == "CRASHED":
+                crashes.append(row)
+            else:
+                by_key.setdefault(bench_compare.key(row.scenario, row.metric), []).append(row)
+    merged = []
+    for candidates in by_key.values():
+        numbers = [r for r in candidates if isinstance(r.value, int | float) and not isinstance(r.value, bool)]
+        if len(numbers) == len(candidates) and len(numbers) > 1:
+            ordered = sorted(numbers, key=lambda r: r.value)
+            middle = ordered[(len(ordered) - 1) // 2]
+            low, high = ordered[0].value, ordered[-1].value
+            spread = f" [{short(low)}..{short(high)} in {len(ordered)} rounds]" if low != high else ""
+            merged.append(replace(middle, text=middle.text + spread))
+        else:
+            merged.append(candidates[(len(candidates) - 1) // 2])
+    return merged + crashes
+
+
+def short(value: float) -> str:
+    """A number for a range: 1,106 or 651 or 0.475."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
+def ingest_across_engines(results: dict[str, Any]) -> Row | None:
+    """PostgreSQL's ingest against SQLite's, both measured in this round; None unless both ran."""
+    try:
+        pg, lite = (results[e]["crmsync"]["created_per_s"] for e in ("postgres", "sqlite"))
+    except (KeyError, TypeError):
+        return None
+    ratio = pg / lite
+    text = f"{ratio:.2f} ({pg:,.0f} / {lite:,.0f})"
+    target = f">= {PG_INGEST_RATIO:g}"
+    return Row(
+        "ingest", "ratio to SQLite's crmsync 201/s (this run)", round(ratio, 3), text, target, ratio >= PG_INGEST_RATIO
+    )
+
+
+def cpu_rows(name: str, result: dict[str, Any]) -> list[Row]:
+    """CPU milliseconds per operation, for crmsync and the database server: unlike throughput, this hardly
+    moves when other jobs share the machine (the cores are shared, the work per operation is not).
+    Works on reports of older commits too (the same result keys)."""
+    try:
+        if name == "ingest":
+            shares, rate, unit = result["crmsync"]["process_cpu_percent"], result["crmsync"]["created_per_s"], "201"
+        elif name in ("drain", "backlog"):
+            shares, rate, unit = result["process_cpu_percent"], result["records_per_s"], "record"
+        elif name == "webhooks":
+            shares, rate, unit = result["process_cpu_percent"], result["applied_per_s"], "applied webhook"
+        else:
+            return []
+    except (KeyError, TypeError):
+        return []
+    rows = []
+    for process in ("crmsync", "postgres"):
+        if isinstance(share := shares.get(process), int | float) and rate:
+            ms = round(10 * share / rate, 3)  # share % of a core / (ops per s) -> ms of CPU per op
+            rows.append(Row(name, f"{process} CPU ms per {unit}", ms, f"{ms:.2f}"))
+    return rows
+
+
+def crash_row(name: str, exc: BaseException) -> Row:
+    lines = [line for line in str(exc).splitlines() if line.strip()] or [""]
+    summary = lines[0].removesuffix("; last lines of its output:") + (f" ... {lines[-1]}" if len(lines) > 1 else "")
+    return Row(name, "CRASHED", None, f"{type(exc).__name__}: {summary[:160]}", ok=False)
+
+
+def machine() -> dict[str, Any]:
+    model = None
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    return {"cpus": os.cpu_count(), "cpu_model": model, "python": platform.python_version(),
+            "platform": platform.platform()}  # fmt: skip
+
+
+def loadavg() -> list[float] | None:
+    with contextlib.suppress(OSError, AttributeError):
+        return [round(v, 2) for v in os.getloadavg()]
+    return None
 
 
 def git_state() -> dict[str, Any]:
@@ -921,8 +1094,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="bench.py", description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__.split("\n\n", 2)[2],
     )  # fmt: skip
+    parser.add_argument(
+        "--database", choices=tuple(ENGINES), default="sqlite",
+        help="the engine crmsync runs on; both: each scenario on SQLite, then on PostgreSQL (default sqlite)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--compare-ref", metavar="GITREF", help="also run this commit's bench on SQLite, scenario by scenario"
+    )
     parser.add_argument("--only", default=",".join(SCENARIOS), help=f"comma-separated subset of {','.join(SCENARIOS)}")
     parser.add_argument("--quick", action="store_true", help="about 5x smaller sizes and durations (a smoke run)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="run each scenario this often on every target; print the medians"
+    )
     parser.add_argument(
         "--json", type=Path, default=ROOT / "bench.json", help="where to write results (default bench.json)"
     )
@@ -948,6 +1131,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             parser.error(f"--env takes CRMSYNC_NAME=VALUE, got {item!r}")
         pairs.append((key, value))
     args.env = pairs
+    if not 1 <= args.rounds <= 9:
+        parser.error("--rounds takes 1 to 9")
+    args.compare_commit = None
+    if args.compare_ref:
+        if "sqlite" not in ENGINES[args.database]:
+            parser.error("--compare-ref compares SQLite's figures: use it with --database sqlite or both")
+        try:
+            args.compare_commit = bench_compare.resolve(args.compare_ref)
+        except bench_compare.CompareError as exc:
+            parser.error(f"--compare-ref: {exc}")
     if args.profile:
         try:
             import pyinstrument  # noqa: F401
@@ -962,55 +1155,117 @@ def main(argv: list[str] | None = None) -> int:
     json_path = args.json.resolve()
     json_path.parent.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="crmsync-bench-"))
-    harness = Harness(args, sizes, workdir, json_path.parent)
+    engines = ENGINES[args.database]
 
     def on_sigterm(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    started_at, started = now_iso(), time.monotonic()
-    results: dict[str, Any] = {}
-    rows: list[Row] = []
+    started_at, started, load_before = now_iso(), time.monotonic(), loadavg()
+    harnesses: dict[str, Harness] = {}
+    results: dict[str, dict[str, Any]] = {engine: {} for engine in engines}
+    rows: dict[str, list[Row]] = {engine: [] for engine in engines}
+    described: dict[str, Any] = {}
+    before: dict[str, Any] | None = None
     crashed: list[str] = []
     interrupted = False
-    log(f"scenarios: {', '.join(args.only)}{' (quick)' if args.quick else ''}; work directory {workdir}")
+    log(f"scenarios: {', '.join(args.only)}{' (quick)' if args.quick else ''} on {' and '.join(engines)};"
+        f" work directory {workdir}; load average {load_before}")  # fmt: skip
     try:
-        for name in args.only:
-            log(f"--- {name}")
+        tree = None
+        if args.compare_commit:
+            before = {"ref": args.compare_ref, "commit": args.compare_commit, "rows": [], "scenarios": {}}
             try:
-                results[name], new_rows = RUNNERS[name](harness)
-                rows += new_rows
-            except Exception as exc:  # report it, stop what it left running, go on with the next
-                crashed.append(name)
-                results[name] = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
-                lines = [line for line in str(exc).splitlines() if line.strip()] or [""]
-                summary = lines[0].removesuffix("; last lines of its output:") + (
-                    f" ... {lines[-1]}" if len(lines) > 1 else ""
-                )
-                rows.append(Row(name, "CRASHED", None, f"{type(exc).__name__}: {summary[:160]}", ok=False))
-                log(f"{name} crashed: {exc}")
-            finally:
-                harness.stop_all()  # whatever a crashed scenario left running
+                tree = bench_compare.extract(args.compare_commit, workdir / "before")
+            except bench_compare.CompareError as exc:
+                crashed.append(f"before:{args.compare_commit}")
+                before["error"] = str(exc)
+                log(f"--compare-ref: {exc}")
+        for engine in engines:
+            try:
+                harnesses[engine] = Harness(args, sizes, workdir / engine, json_path.parent, engine)
+                described[engine] = harnesses[engine].db.describe()
+                log(f"{engine}: {described[engine]}")
+            except Exception as exc:  # no cluster (no server binaries, a failed start): the other engine goes on
+                crashed.append(engine)
+                rows[engine].append(crash_row("(database)", exc))
+                log(f"{engine}: cannot run: {exc}")
+        for name in args.only:
+            # Every round runs the scenario on each target in turn: drift in the machine weighs on all alike.
+            rounds: dict[str, list[list[Row]]] = {target: [] for target in (*harnesses, "before")}
+            for n in range(1, args.rounds + 1):
+                step = f" (round {n} of {args.rounds})" if args.rounds > 1 else ""
+                if tree is not None and before is not None:
+                    log(f"--- {name} on {args.compare_commit} (SQLite){step}")
+                    old_rows, old_result = run_before(tree, name, workdir / "before" / f"{name}-{n}.json", args)
+                    rounds["before"].append(old_rows)
+                    before["scenarios"].setdefault(name, []).append(old_result)
+                this_round: dict[str, Any] = {}
+                for engine, harness in harnesses.items():
+                    log(f"--- {name} on {harness.db.title}{step}")
+                    result, new_rows = run_scenario(harness, name)
+                    this_round[engine] = result
+                    results[engine].setdefault(name, []).append(result)
+                    rounds[engine].append(new_rows)
+                    if "error" in result:
+                        crashed.append(f"{engine}:{name}")
+                if name == "ingest" and "postgres" in rounds and (across := ingest_across_engines(this_round)):
+                    rounds["postgres"][-1].append(across)
+            for target, runs in rounds.items():
+                if not runs:
+                    continue
+                merged = median_rows(runs)
+                if target == "before" and before is not None:
+                    before["rows"] += [asdict(row) for row in merged]
+                    if any(row.metric == "CRASHED" for row in merged):
+                        crashed.append(f"before:{name}")
+                else:
+                    rows[target] += merged
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted; stopping the processes")
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        harness.stop_all()
+        for harness in harnesses.values():
+            try:
+                harness.close()
+            except Exception as exc:
+                log(f"{harness.engine}: clean-up failed: {exc}")
         if args.keep:
             log(f"kept {workdir}")
         else:
             shutil.rmtree(workdir, ignore_errors=True)
 
     seconds = time.monotonic() - started
+    load_after = loadavg()
     header = (
         f"crmsync bench{' --quick' if args.quick else ''}: figures from this run only "
-        f"({os.cpu_count()} CPUs, Python {platform.python_version()}, {started_at[:19]}Z, {seconds:.0f} s"
-        f"{', crmsync under pyinstrument' if args.profile else ''}); a missed target does not fail the run"
+        f"({os.cpu_count()} CPUs, Python {platform.python_version()}, {started_at[:19]}Z, {seconds:.0f} s,"
+        f" load average {load_before} -> {load_after}{', crmsync under pyinstrument' if args.profile else ''});"
+        " a missed target does not fail the run"
     )
-    print_table(rows, header)
-    for label, profile in harness.profiles.items():
+    print(f"\n{header}")
+    for engine in engines:
+        where = described.get(engine, {})
+        detail = ", ".join(
+            str(v) for v in (where.get("server"), where.get("filesystem") and f"data on {where['filesystem']}") if v
+        )
+        print_table(rows[engine], f"{TITLES[engine]}{f' ({detail})' if detail else ''}:")
+    comparison = []
+    if before is not None:
+        now_rows = [asdict(r) for r in rows.get("sqlite", [])]
+        comparison = bench_compare.compare(before["rows"], now_rows, REGRESSION)
+        lines = [(*line[:5], VERDICT[line[5]]) for line in comparison]
+        print_grid(
+            f"SQLite: {args.compare_ref} ({args.compare_commit}) and this tree, scenario by scenario in one sitting"
+            f" (judged: throughput no more than {100 * REGRESSION:g} % below, CPU per operation no more than"
+            f" {100 * REGRESSION:g} % above):",
+            ("scenario", "metric", f"{args.compare_commit}", "now", "change", "ok"), lines,
+        )  # fmt: skip
+        before["comparison"] = comparison
+    profiles = {label: p for harness in harnesses.values() for label, p in harness.profiles.items()}
+    for label, profile in profiles.items():
         print(f"\nprofile {label}: {profile.get('html')}")
         if "top_own" in profile:
             print(
@@ -1026,14 +1281,22 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick,
         "profile": args.profile,
         "only": args.only,
+        "database": args.database,
         "extra_env": dict(args.env),
         "git": git_state(),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine() | {"load_average_before": load_before, "load_average_after": load_after},
         "sizes": asdict(sizes),
         "note": "figures from this run only",
-        "rows": [asdict(r) for r in rows],
-        "scenarios": results,
-        "profiles": harness.profiles,
+        "engines": {
+            engine: {
+                "database": described.get(engine),
+                "rows": [asdict(r) for r in rows[engine]],
+                "scenarios": results[engine],
+            }
+            for engine in engines
+        },
+        "compare": before,
+        "profiles": profiles,
         "crashed": crashed,
         "interrupted": interrupted,
     }

@@ -1,12 +1,18 @@
 """Crash-safety proof: SIGKILL crmsync mid-drain, restart it on the same database, count CRM records.
 
-    .venv/bin/python scripts/crash_test.py [--users N] [--kill-at F] [--deadline S] [--workdir DIR] [--keep] [--json]
+    .venv/bin/python scripts/crash_test.py [--database sqlite|postgres | --database-url URL] [--users N]
+        [--kill-at F] [--deadline S] [--workdir DIR] [--keep] [--json]
 
 Starts the mock CRM and crmsync as real subprocesses on free ports of 127.0.0.1, loads N users
 (1,000 by default), kills crmsync with SIGKILL while its workers are pushing them to the CRM, starts
-it again on the same SQLite file and waits until every user is synced. Then it counts the records
+it again on the same database and waits until every user is synced. Then it counts the records
 through the CRM's own API: exactly one record per user, no duplicates, every local crm_id present
-once. Exits 0 when every check holds, 1 otherwise. tests/test_crash.py runs the same code.
+once. Exits 0 when every check holds, 1 otherwise. tests/test_crash.py runs the same code on both engines.
+
+The database is a SQLite file in the work directory (--database sqlite, the default), a database on a
+throwaway PostgreSQL cluster started for the run and stopped afterwards (--database postgres; needs the
+server binaries, see scripts/pgcluster.py), or the empty database --database-url names (sqlite:///PATH
+or postgresql://...). It is read through crmsync's own store layer, so the same SQL serves both engines.
 
 To make the kill land mid-drain on any machine, the mock CRM answers every API request after 1 s
 while the users are loaded, so the drain lags the load by at least that second and cannot finish
@@ -15,7 +21,8 @@ the records, checked every few milliseconds through GET /crm/_admin/stats; if fe
 CRM is sped up to 20 ms a request first. Killing right after the CRM applies creates usually
 catches some whose reply crmsync has not stored yet: the summary counts these "in-flight" creates,
 and the restart must link them (Idempotency-Key) instead of creating them twice. A copy of the
-killed database (at-kill/) gives the synced count at the moment of the crash.
+killed database (at-kill/) gives the synced count at the moment of the crash; on PostgreSQL, whose
+server outlives the killed backend, the database itself is read before the restart.
 """
 
 from __future__ import annotations
@@ -30,17 +37,20 @@ import secrets
 import shutil
 import signal
 import socket
-import sqlite3
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import aiohttp
+import asyncpg
+
+from crmsync.store.engines import DatabaseUrl, open_database, parse_database_url
+from crmsync.store.errors import StoreError
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -71,6 +81,8 @@ class CrashResult:
     """What one run saw; ok is True when problems is empty."""
 
     users: int = 0
+    engine: str = ""  # sqlite or postgres
+    database: str = ""  # where, without any password
     crm_records_at_kill: int = 0  # the CRM's record count that triggered the kill
     synced_at_kill: int | None = None  # in a copy of the database taken after the kill
     linked_at_kill: int | None = None  # users with a crm_id in that copy
@@ -105,6 +117,7 @@ class CrashResult:
         at_kill = self.synced_at_kill if self.synced_at_kill is not None else "unknown"
         share = f"{100 * self.synced_at_kill / max(self.users, 1):.0f} %" if self.synced_at_kill is not None else "?"
         lines = [
+            f"database:              {self.engine}, {self.database}",
             f"users loaded:          {self.users} in {self.load_seconds:.1f} s",
             f"synced at kill:        {at_kill} ({share}), crm_id stored for {self.linked_at_kill}",
             f"CRM records at kill:   {self.crm_records_at_kill}, {self.crm_records_settled} once in-flight"
@@ -316,24 +329,55 @@ class Crm:
         raise CrashTestError("GET /crm/users kept returning a next_cursor")
 
 
-def snapshot(db: Path, scratch: Path) -> tuple[int, set[str]] | None:
-    """(synced users, stored crm_ids) in a copy of the killed backend's database files.
+async def snapshot(url: DatabaseUrl, scratch: Path) -> tuple[int, set[str]] | None:
+    """(synced users, stored crm_ids) as the killed backend left its database.
 
-    The copy leaves the crashed files exactly as the restart will find them. None when the copy
-    cannot be read (for instance after a schema change); the run does not depend on it.
+    SQLite: read from a copy of the files, which leaves the crashed ones exactly as the restart will
+    find them. PostgreSQL: read from the database itself (the server outlives the backend and nothing
+    else writes to it before the restart). None when it cannot be read; the run does not depend on it.
     """
+    if url.engine == "sqlite":
+        assert url.path is not None
+        url = DatabaseUrl("sqlite", path=copy_sqlite(url.path, scratch))
+    try:
+        db = await open_database(url, pool_size=1)
+        try:
+            synced = await db.fetchval("SELECT count(*) FROM users WHERE sync_status = 'synced'")
+            linked = {row[0] for row in await db.fetch("SELECT crm_id FROM users WHERE crm_id IS NOT NULL")}
+        finally:
+            await db.close()
+    except StoreError:
+        return None
+    return int(synced), linked
+
+
+def sqlite_url(workdir: Path) -> str:
+    """The default database: a new SQLite file in workdir, by absolute path (the children run elsewhere)."""
+    return f"sqlite:///{(workdir / 'crash.db').resolve()}"
+
+
+def copy_sqlite(db: Path, scratch: Path) -> Path:
+    """Copy a SQLite database's files (the WAL too) into scratch; returns the copy's path."""
     scratch.mkdir(parents=True, exist_ok=True)
     for suffix in ("", "-wal"):
         source = Path(f"{db}{suffix}")
         if source.exists():
             shutil.copyfile(source, scratch / f"{db.name}{suffix}")
+    return scratch / db.name
+
+
+async def prepare_database(url: DatabaseUrl) -> None:
+    """Create (or migrate) the database crmsync will use; it must hold no users from an earlier run."""
     try:
-        with contextlib.closing(sqlite3.connect(scratch / db.name)) as conn:
-            synced = conn.execute("SELECT count(*) FROM users WHERE sync_status = 'synced'").fetchone()[0]
-            linked = {row[0] for row in conn.execute("SELECT crm_id FROM users WHERE crm_id IS NOT NULL")}
-            return int(synced), linked
-    except sqlite3.Error:
-        return None
+        db = await open_database(url, pool_size=1)
+        try:
+            users = await db.fetchval("SELECT count(*) FROM users")
+        finally:
+            await db.close()
+    except StoreError as exc:
+        raise CrashTestError(f"cannot open the database {url.safe()}: {exc}") from None
+    if users:
+        raise CrashTestError(f"the database {url.safe()} already holds {users} users; give an empty one")
 
 
 def error_lines(path: Path, count: int = 3) -> str:
@@ -344,14 +388,6 @@ def error_lines(path: Path, count: int = 3) -> str:
         return ""
     found = [line[:600] for line in lines if '"level": "ERROR"' in line or '"level":"error"' in line]
     return "\n".join(found[-count:])
-
-
-def fresh_database(workdir: Path) -> Path:
-    """The database path in workdir, which must not hold one from an earlier run."""
-    db = workdir / "crash.db"
-    if db.exists():
-        raise CrashTestError(f"{db} already exists; give an empty --workdir")
-    return db
 
 
 def jobs_recovered(log: Path) -> int | None:
@@ -412,20 +448,27 @@ def check_final(
         problems.append(f"{len(differing)} users differ from their CRM record, e.g. user {differing[0]}")
 
 
-async def run_crash_test(workdir: Path, settings: Settings | None = None) -> CrashResult:
-    """Run the whole scenario in workdir, an existing directory for the database and logs.
+async def run_crash_test(
+    workdir: Path, settings: Settings | None = None, database_url: str | None = None
+) -> CrashResult:
+    """Run the whole scenario in workdir, an existing directory for the logs (and the SQLite file).
+
+    database_url names an empty database (sqlite:///PATH or postgresql://...); by default a new SQLite
+    file in workdir.
 
     Returns what it saw, with any violated invariant in result.problems; raises CrashTestError
     when the run itself cannot go on. Both subprocesses are always stopped before it returns.
     """
     settings = settings or Settings()
     started = time.monotonic()
-    result = CrashResult(users=settings.users, workdir=str(workdir))
+    database_url = database_url or sqlite_url(workdir)
+    url = parse_database_url(database_url)
+    result = CrashResult(users=settings.users, engine=url.engine, database=url.safe(), workdir=str(workdir))
+    await prepare_database(url)
     keys = make_secrets()
     crm_port, backend_port = free_port(), free_port()
     while backend_port == crm_port:
         backend_port = free_port()
-    db = fresh_database(workdir)
     env = base_env()
     mock_env = env | {
         "MOCK_CRM_CLIENT_ID": CLIENT_ID,
@@ -436,7 +479,7 @@ async def run_crash_test(workdir: Path, settings: Settings | None = None) -> Cra
         "MOCK_CRM_LOG_FILE": str(workdir / "mock_crm.log"),
     }
     backend_env = env | {
-        "CRMSYNC_DB": str(db),
+        "CRMSYNC_DATABASE_URL": database_url,
         "CRMSYNC_CRM_URL": f"http://{HOST}:{crm_port}",
         "CRMSYNC_CRM_CLIENT_ID": CLIENT_ID,
         "CRMSYNC_CRM_CLIENT_SECRET": keys["client"],
@@ -523,13 +566,14 @@ async def run_crash_test(workdir: Path, settings: Settings | None = None) -> Cra
             await first.sigkill()
             result.crm_records_at_kill = count
             await crm.set_faults(latency_ms=settings.drain_latency_ms)
-            at_kill = snapshot(db, workdir / "at-kill")
+            # Requests the killed backend had sent may still be answered (to nobody): let them land.
+            # A PostgreSQL server may also still be finishing a COMMIT the backend sent before it died.
+            await asyncio.sleep(max(settings.load_latency_ms, settings.drain_latency_ms) / 1000 + 0.5)
+            at_kill = await snapshot(url, workdir / "at-kill")
             linked: set[str] = set()
             if at_kill is not None:
                 result.synced_at_kill, linked = at_kill
                 result.linked_at_kill = len(linked)
-            # Requests the killed backend had sent may still be answered (to nobody): let them land.
-            await asyncio.sleep(max(settings.load_latency_ms, settings.drain_latency_ms) / 1000 + 0.5)
             settled = {r["crm_id"] for r in await crm.records()}
             result.crm_records_settled = len(settled)
             inflight = settled - linked if at_kill is not None else set()
@@ -597,6 +641,35 @@ def work_directory(path: str | None, keep: bool) -> Iterator[tuple[Path, list[bo
             shutil.rmtree(made, ignore_errors=True)
 
 
+@contextlib.asynccontextmanager
+async def throwaway_postgres(keep: bool) -> AsyncIterator[str]:
+    """An empty database on a PostgreSQL cluster of our own, stopped (and removed unless keep) afterwards."""
+    if str(ROOT) not in sys.path:  # run as a script: scripts/ is on the path, the repository is not
+        sys.path.insert(0, str(ROOT))
+    from scripts.pgcluster import PgCluster, PgUnavailable
+
+    # The prefix lets the test suite's clean-up (tests/pg_fixtures.py) stop it should this process be killed.
+    datadir = Path(tempfile.mkdtemp(prefix=f"crmsync-pg-{os.getpid()}-crash-"))
+    cluster = PgCluster(datadir)
+    try:
+        try:
+            server = await asyncio.to_thread(cluster.start)
+        except (PgUnavailable, RuntimeError, ValueError) as exc:
+            raise CrashTestError(f"cannot start a PostgreSQL cluster: {exc}") from None
+        conn = await asyncpg.connect(server)
+        try:
+            await conn.execute("CREATE DATABASE crmsync_crash")
+        finally:
+            await conn.close()
+        yield server.rsplit("/", 1)[0] + "/crmsync_crash"
+    finally:
+        await asyncio.to_thread(cluster.stop)
+        if keep:
+            print(f"crash_test: the PostgreSQL cluster (stopped) is kept in {datadir}", file=sys.stderr)
+        else:
+            shutil.rmtree(datadir, ignore_errors=True)
+
+
 async def _main_async(args: argparse.Namespace) -> int:
     task = asyncio.current_task()
     assert task is not None
@@ -605,7 +678,11 @@ async def _main_async(args: argparse.Namespace) -> int:
     settings = Settings(users=args.users, deadline=args.deadline, kill_at=args.kill_at)
     with work_directory(args.workdir, args.keep) as (workdir, remove):
         try:
-            result = await run_crash_test(workdir, settings)
+            async with contextlib.AsyncExitStack() as stack:
+                url = args.database_url
+                if url is None and args.database == "postgres":
+                    url = await stack.enter_async_context(throwaway_postgres(args.keep))
+                result = await run_crash_test(workdir, settings, url)
         except CrashTestError as exc:
             remove[0] = False
             print(f"crash_test: FAIL: {exc}\ncrash_test: logs kept in {workdir}", file=sys.stderr)
@@ -626,6 +703,11 @@ async def _main_async(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="crash_test.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--database", choices=("sqlite", "postgres"), default="sqlite",
+        help="a SQLite file in the work directory (default), or a throwaway PostgreSQL cluster started for the run",
+    )  # fmt: skip
+    parser.add_argument("--database-url", help="an empty database to use instead: sqlite:///PATH or postgresql://...")
     parser.add_argument("--users", type=int, default=1000, help="users to load (default 1000)")
     parser.add_argument(
         "--kill-at", type=float, default=0.2, help="kill when the CRM holds this share of the records (default 0.2)"
@@ -637,6 +719,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.users < 10 or not 0 < args.kill_at < 1:
         parser.error("--users must be at least 10 and --kill-at between 0 and 1")
+    if args.database_url is not None:
+        try:
+            parse_database_url(args.database_url)
+        except ValueError as exc:
+            parser.error(f"--database-url: {exc}")
     try:
         return asyncio.run(_main_async(args))
     except KeyboardInterrupt:

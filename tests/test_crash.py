@@ -1,7 +1,8 @@
 """Crash safety end to end: SIGKILL the real backend process mid-drain, restart it, count CRM records.
 
 The scenario lives in scripts/crash_test.py (also run by scripts/crash_test.sh): the mock CRM and
-crmsync run as subprocesses on free ports of 127.0.0.1 with a database under tmp_path.
+crmsync run as subprocesses on free ports of 127.0.0.1, on each engine: a SQLite file under tmp_path,
+and a fresh database on the session's PostgreSQL server (never skipped under CI=true).
 """
 
 from __future__ import annotations
@@ -31,14 +32,16 @@ def load_driver() -> ModuleType:
 
 @pytest.mark.slow
 async def test_sigkill_mid_drain_then_restart_leaves_exactly_one_crm_record_per_user(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, engine: str, database_url: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     driver = load_driver()
     users = 1000
-    result = await driver.run_crash_test(tmp_path, driver.Settings(users=users, deadline=60.0, phase_deadline=30.0))
+    settings = driver.Settings(users=users, deadline=60.0, phase_deadline=30.0)
+    result = await driver.run_crash_test(tmp_path, settings, database_url)
     with capsys.disabled():  # the counts belong in the run's output, pass or fail
         print("\n" + result.summary())
 
+    assert result.engine == engine
     assert result.ok, result.summary()
     # The kill landed mid-drain: the CRM had records, and not every user was synced in the killed DB.
     assert result.synced_at_kill is not None

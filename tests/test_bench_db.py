@@ -1,0 +1,43 @@
+"""The benchmark writes pending users straight into the database (scripts/bench_db.py): on each engine,
+what it writes must be what crmsync's store reads back as pending users with queued push jobs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import asyncpg
+
+from crmsync.store import jobs, users
+from crmsync.store.engines import open_database, parse_database_url
+from scripts.bench_db import insert_pending_postgres, insert_pending_sqlite
+
+
+async def test_pending_users_written_by_the_bench_are_queued_pending_users_to_the_store(
+    engine: str, database_url: str
+) -> None:
+    url = parse_database_url(database_url)
+    await (await open_database(url)).close()  # crmsync's schema, as the bench's template has it
+    if engine == "sqlite":
+        insert_pending_sqlite(Path(database_url.removeprefix("sqlite:///")), 3, "t")
+    else:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await insert_pending_postgres(conn, 3, "t")
+        finally:
+            await conn.close()
+
+    db = await open_database(url)
+    try:
+        queued = await jobs.open_jobs(db)
+        assert len(queued) == 3 and all(run_after is None for _, run_after in queued)
+        found = await jobs.get_many(db, [job_id for job_id, _ in queued])
+        assert {(j.kind, j.state, j.generation, j.attempts) for j in found} == {(jobs.USER_PUSH, "queued", 1, 0)}
+        pending = await users.get_many(db, [j.entity_id for j in found])
+        assert sorted(u.email for u in pending.values()) == [f"pending-t-{i}@example.com" for i in range(3)]
+        for user in pending.values():
+            assert user.sync_status == "pending" and user.crm_id is None and user.sync_attempts == 0
+            assert json.loads(user.create_body or "") == user.contact()
+            assert user.created_at.endswith("Z") and user.created_at == user.updated_at
+    finally:
+        await db.close()
