@@ -33,7 +33,7 @@ from crmsync.store.dialect import for_sqlite
 from scripts.pgcluster import PgCluster
 
 USER_COLUMNS = ("id", "name", "email", "phone", "sync_status", "created_at", "updated_at", "create_body")
-JOB_COLUMNS = ("kind", "entity_id", "state", "created_at", "updated_at")
+JOB_COLUMNS = ("kind", "entity_id", "state", "run_after", "created_at", "updated_at")
 TEMPLATE = "crmsync_template"
 
 
@@ -46,7 +46,7 @@ def pending_rows(count: int, tag: str, now: Any) -> tuple[list[tuple[Any, ...]],
         users.append(
             (user_id, fields["name"], fields["email"], fields["phone"], "pending", now, now, json.dumps(fields))
         )
-        jobs.append(("user_push", user_id, "queued", now, now))
+        jobs.append(("user_push", user_id, "queued", now, now, now))  # due now, as crmsync.store.jobs queues it
     return users, jobs
 
 

@@ -29,9 +29,9 @@ async def test_pending_users_written_by_the_bench_are_queued_pending_users_to_th
 
     db = await open_database(url)
     try:
-        queued = await jobs.open_jobs(db)
-        assert len(queued) == 3 and all(run_after is None for _, run_after in queued)
-        found = await jobs.get_many(db, [job_id for job_id, _ in queued])
+        now = db.now()
+        found = await jobs.claim(db, "bench-test", 10, now, now)
+        assert len(found) == 3 and all(job.run_after is not None and job.run_after <= now for job in found)
         assert {(j.kind, j.state, j.generation, j.attempts) for j in found} == {(jobs.USER_PUSH, "queued", 1, 0)}
         pending = await users.get_many(db, [j.entity_id for j in found])
         assert sorted(u.email for u in pending.values()) == [f"pending-t-{i}@example.com" for i in range(3)]
