@@ -3,7 +3,11 @@
 #   ./run.sh          install if needed, then run the mock CRM (:8081) and the backend (:8080);
 #                     if either fails to start or stops, the other is stopped too and the exit is non-zero
 #   ./run.sh test     install the test extras (and, as root, Debian's chromium and postgresql) and run the tests
-#   ./run.sh bench    run the benchmark harness (scripts/bench.py; --database sqlite|postgres|both, --help)
+#   ./run.sh bench    run the benchmark harness (scripts/bench.py): crmsync beside plain reference apps under
+#                     wrk's load (Debian's wrk, installed as root with apt-get when missing); --database
+#                     sqlite|postgres|both, --only SCENARIOS, --rounds N, --profile, --quick; --help lists all
+#   ./run.sh cluster [N]  N crmsync replicas (default 3) on one PostgreSQL (a throwaway one under data/pg, or
+#                     CRMSYNC_DATABASE_URL), the mock CRM spreading its webhooks over them; Ctrl-C stops all
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -70,6 +74,9 @@ PYEOF
   set +a
 }
 
+# A PostgreSQL cluster ./run.sh cluster started (its data directory), stopped after the apps.
+PG_STARTED=""
+
 # The apps serve started (pid, name, log file), in start order. Global, not local to serve: the EXIT trap runs after serve returns.
 APP_PIDS=()
 APP_NAMES=()
@@ -96,6 +103,9 @@ stop_apps() {
     wait "$pid" 2>/dev/null || true
   done
   if [ ${#APP_PIDS[@]} -gt 0 ]; then echo "run.sh: stopped"; fi
+  if [ -n "$PG_STARTED" ]; then
+    "$PY" scripts/pgcluster.py stop "$PG_STARTED" && echo "run.sh: stopped PostgreSQL in $PG_STARTED"
+  fi
 }
 
 # A reaped app's pid may be reused by another process: it must never get the stop signal.
@@ -120,14 +130,15 @@ PYEOF
 
 # Start one app in its own session and wait until it answers /healthz. The port was free just before
 # and the app is still running when the answer comes, so the answer is this app's, not another's.
+# Arguments after the sixth are VAR=value settings for this app alone.
 start_app() {
   local name="$1" module="$2" host="$3" port="$4" port_var="$5" log="$6" pid status deadline
   if ! port_free "$host" "$port"; then
     fail "$name cannot start: $host:$port is already in use (another ./run.sh?); stop it or set $port_var"
   fi
   # Its own session: a Ctrl-C reaches only this script, which then stops each app exactly once
-  # (a second signal in the middle of a graceful shutdown would cut it short).
-  setsid "$PY" -m "$module" &
+  # (a second signal in the middle of a graceful shutdown would cut it short). env execs: $! is the app.
+  setsid env "${@:7}" "$PY" -m "$module" &
   pid=$!
   APP_PIDS+=("$pid")
   APP_NAMES+=("$name")
@@ -167,15 +178,82 @@ serve() {
   start_app "the mock CRM" mock_crm "$crm_host" "$crm_port" MOCK_CRM_PORT "$MOCK_CRM_LOG_FILE"
   start_app crmsync crmsync "$host" "$port" CRMSYNC_PORT "$CRMSYNC_LOG_FILE"
   echo "run.sh: crmsync on http://$host:$port, mock CRM on :$crm_port; Ctrl-C stops both"
-  local status=0 i
+  watch_apps "the other app"
+}
+
+# Wait until an app stops on its own, then fail naming it (the EXIT trap stops the others).
+watch_apps() {
+  local others="$1" status=0 i
   wait -n "${APP_PIDS[@]}" || status=$?
   for i in "${!APP_PIDS[@]}"; do
     if ! kill -0 "${APP_PIDS[$i]}" 2>/dev/null; then
       forget_app "${APP_PIDS[$i]}"
-      fail "${APP_NAMES[$i]} stopped on its own (exit status $status); stopping the other app; see ${APP_LOGS[$i]}"
+      fail "${APP_NAMES[$i]} stopped on its own (exit status $status); stopping $others; see ${APP_LOGS[$i]}"
     fi
   done
   fail "an app stopped on its own (exit status $status); see logs/"
+}
+
+# The replicas' ports: CRMSYNC_PORTS when set (one per replica), else CRMSYNC_PORT (8080) and the ports
+# after it, skipping the mock CRM's: 8080, 8082, 8083, ...
+cluster_ports() {
+  local count="$1" skip="$2" port ports=()
+  if [ -n "${CRMSYNC_PORTS:-}" ]; then
+    read -r -a ports <<<"$CRMSYNC_PORTS"
+    [ "${#ports[@]}" -ge "$count" ] || fail "CRMSYNC_PORTS names ${#ports[@]} ports for $count replicas"
+  else
+    port="${CRMSYNC_PORT:-8080}"
+    while [ "${#ports[@]}" -lt "$count" ]; do
+      if [ "$port" != "$skip" ]; then ports+=("$port"); fi
+      port=$((port + 1))
+    done
+  fi
+  echo "${ports[@]:0:$count}"
+}
+
+# The database the replicas share: CRMSYNC_DATABASE_URL, else a throwaway cluster under data/pg
+# (started here, and stopped at the end unless it was already running).
+cluster_database() {
+  if [ -n "${CRMSYNC_DATABASE_URL:-}" ]; then
+    [[ "$CRMSYNC_DATABASE_URL" == postgres* ]] || fail "CRMSYNC_DATABASE_URL must be a postgresql:// URL: replicas share one PostgreSQL"
+    return 0
+  fi
+  # As root the server runs as the postgres user, which must be able to pass through data/ (its files stay 0600).
+  if [ "$EUID" -eq 0 ]; then chmod 711 data; fi
+  if ! "$PY" scripts/pgcluster.py url data/pg >/dev/null 2>&1; then PG_STARTED=data/pg; fi
+  CRMSYNC_DATABASE_URL="$("$PY" scripts/pgcluster.py start data/pg)" || fail "PostgreSQL did not start in data/pg (the reason is above); or set CRMSYNC_DATABASE_URL to a server of your own"
+  export CRMSYNC_DATABASE_URL
+  echo "run.sh: PostgreSQL is up in data/pg: $CRMSYNC_DATABASE_URL (trust auth, no password)"
+}
+
+cluster() {
+  local count="${1:-3}"
+  [[ "$count" =~ ^[1-9][0-9]?$ ]] || { echo "usage: ./run.sh cluster [N]  (N replicas, 1 to 99; default 3)" >&2; exit 2; }
+  install base
+  umask 077
+  dev_env
+  export MOCK_CRM_LOG_FILE="${MOCK_CRM_LOG_FILE:-logs/mock_crm.log}"
+  local host="${CRMSYNC_HOST:-127.0.0.1}" crm_host="${MOCK_CRM_HOST:-127.0.0.1}" crm_port="${MOCK_CRM_PORT:-8081}"
+  local ports port i=0 urls=() hooks=()
+  read -r -a ports <<<"$(cluster_ports "$count" "$crm_port")"
+  for port in "${ports[@]}"; do
+    urls+=("http://$host:$port")
+    hooks+=("http://$host:$port/webhook")
+  done
+  export CRMSYNC_CRM_URL="${CRMSYNC_CRM_URL:-http://$crm_host:$crm_port}"
+  # The mock CRM spreads its webhooks over the replicas in turn, as a load balancer in front would.
+  export MOCK_CRM_WEBHOOK_URL="${MOCK_CRM_WEBHOOK_URL-${hooks[*]}}"
+  trap stop_apps EXIT
+  trap 'stop_apps; exit 0' INT TERM
+  cluster_database
+  start_app "the mock CRM" mock_crm "$crm_host" "$crm_port" MOCK_CRM_PORT "$MOCK_CRM_LOG_FILE"
+  for port in "${ports[@]}"; do
+    i=$((i + 1))
+    start_app "crmsync replica $i" crmsync "$host" "$port" CRMSYNC_PORTS "logs/crmsync-$i.log" \
+      "CRMSYNC_PORT=$port" "CRMSYNC_LOG_FILE=logs/crmsync-$i.log"
+  done
+  echo "run.sh: $count crmsync replicas on ${urls[*]} (one PostgreSQL), mock CRM on :$crm_port; Ctrl-C stops all"
+  watch_apps "the others"
 }
 
 # The dashboard's browser tests drive Debian's chromium: install it when we can (root with apt-get).
@@ -213,6 +291,21 @@ ensure_postgres() {
   fi
 }
 
+# The benchmark's load comes from wrk (a C load generator, so that the load takes little of the CPU it
+# measures); the bench's smoke tests run it too. Install Debian's wrk when it is missing and we can.
+ensure_wrk() {
+  command -v wrk >/dev/null 2>&1 && return 0
+  local skip="the bench cannot run its load (and its smoke tests skip, or fail under CI=true)"
+  if [ "$EUID" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "run.sh: warning: wrk is missing and installing it needs root and apt-get; $skip" >&2
+    return 0
+  fi
+  echo "run.sh: installing Debian's wrk for the benchmark"
+  if ! { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }; then
+    echo "run.sh: warning: installing wrk failed; $skip" >&2
+  fi
+}
+
 case "${1:-serve}" in
   serve | "")
     serve
@@ -222,16 +315,22 @@ case "${1:-serve}" in
     install test
     ensure_chromium
     ensure_postgres
+    ensure_wrk
     "$PY" -m pytest "$@"
     ;;
   bench)
     shift
     install test
     ensure_postgres
+    ensure_wrk
     "$PY" scripts/bench.py "$@"
     ;;
+  cluster)
+    shift
+    cluster "$@"
+    ;;
   *)
-    echo "usage: ./run.sh [test [pytest args] | bench [args]]" >&2
+    echo "usage: ./run.sh [test [pytest args] | bench [--database sqlite|postgres|both] [--only ingest,e2e,...] [--rounds N] [--profile] [--quick] | bench --help | cluster [N]]" >&2
     exit 2
     ;;
 esac

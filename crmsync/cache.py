@@ -43,6 +43,11 @@ class Cache(Generic[K, V]):
         self.invalidations += 1
         self._entries.pop(key, None)
 
+    def clear(self) -> None:
+        """Forget everything (invalidations may have been missed)."""
+        self.invalidations += 1
+        self._entries.clear()
+
 
 class RecentSet(Generic[K]):
     """Keys seen within the last max_age seconds: for facts another process may change, such as an account existing."""

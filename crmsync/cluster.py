@@ -2,7 +2,9 @@
 
 Every heartbeat reports the replica's counters, reads which replicas are alive, gives the CRM pacer
 its share of the rate limit (1 / live replicas), tells the event bus whether dashboards listen
-elsewhere, and buries replicas silent for too long (freeing their jobs' leases at once).
+elsewhere, and buries replicas silent for too long (freeing their jobs' leases at once). A replica
+joining, leaving or buried is notified to all, which beat at once: the shares rebalance in
+milliseconds, not a heartbeat later (until then the cluster would pace above the CRM's limit).
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ class Membership:
     def __init__(self, app: web.Application) -> None:
         self._app = app
         self.live: list[Replica] = []
+        self._changed = asyncio.Event()  # another replica joined or left: beat now
+        app[db_key].listen(replicas.CHANNEL, lambda _: self._changed.set())
+        app[db_key].on_listening(self._changed.set)  # a join notified before we listened was missed
 
     @property
     def replica_id(self) -> str:
@@ -57,7 +62,7 @@ class Membership:
     async def beat(self) -> None:
         """One heartbeat: report, look around, rebalance, bury the dead."""
         config, db = self._app[config_key], self._app[db_key]
-        bus, pacer = self._app[events_key], self._app[crm_key].pacer
+        bus, pacer = self._app[events_key], self._app[crm_key].transport.pacer
         await db.measure_clock()
         now = db.now()
         alive_since = isoformat(parse_iso(now) - timedelta(seconds=config.replica_dead_after))
@@ -72,14 +77,20 @@ class Membership:
         if dead := await replicas.bury(db, alive_since):
             logger.warning("replicas_buried", extra={"replica_ids": dead, "silent_for": config.replica_dead_after})
         self.live = await replicas.live(db, alive_since)
-        pacer.share = 1 / max(1, len(self.live))
+        share = 1 / max(1, len(self.live))
+        if share != pacer.share:
+            logger.info("pacer_share_changed", extra={"replica_id": self.replica_id, "share": round(share, 4),
+                                                      "live_replicas": len(self.live)})  # fmt: skip
+            pacer.share = share
         bus.remote_listeners = sum(r.subscribers for r in self.live if r.id != self.replica_id)
 
     async def run(self) -> None:
-        """Heartbeat forever; a failed beat is retried at the next one."""
+        """Heartbeat forever, and at once when membership changed; a failed beat is retried at the next one."""
         interval = self._app[config_key].replica_heartbeat
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), interval)
+            self._changed.clear()
             try:
                 await self.beat()
             except StoreError as exc:

@@ -1,13 +1,18 @@
 """Live status for dashboards: a publish/subscribe bus with a bounded queue per subscriber.
 
 On a database shared by several replicas, events travel by NOTIFY: a dashboard connected to any
-replica sees what every replica did. Events published together go in one notification.
+replica sees what every replica did. Events published together go in one notification. Replicas
+skip building events nobody reads; they learn of listeners elsewhere from the heartbeats, and at once
+from a notification when a dashboard connects (so its first seconds are not missed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -22,9 +27,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Event = dict[str, Any]
+# Reads what references name, as events with the account allowed to see each (crmsync/event_reads.py).
+Reader = Callable[[list[tuple[str, str]]], Awaitable[list[tuple[Event, "str | None"]]]]
+BY_REFERENCE = {"user": "user", "meeting": "meeting"}  # event type -> key of the entity it carries
 QUEUE_SIZE = 1000
 CHANNEL = "crmsync_events"
 MAX_PAYLOAD = 7_900  # NOTIFY takes 8,000 bytes
+LISTENING = '{"listening":true}'  # not a JSON array: no events, a dashboard connected somewhere
 
 
 class Subscription:
@@ -56,21 +65,47 @@ class EventBus:
         self._outbox: list[dict[str, Any]] = []
         self._sending: set[asyncio.Task[None]] = set()
         self.remote_listeners = 0  # subscribers on other replicas, as their last heartbeats said
+        self._heard_until = 0.0  # a dashboard connected elsewhere: believed until the heartbeats show it
+        self._hint_seconds = 0.0
+        self._reader: Reader | None = None
+        self._refs: list[tuple[str, str]] = []  # references received, waiting to be read back
+        self._arrived = asyncio.Event()
+        self._reading: asyncio.Task[None] | None = None
 
     def __bool__(self) -> bool:
         """True while anyone listens, here or on another replica: publishers skip building unread events."""
-        return bool(self._subscribers) or self.remote_listeners > 0
+        return bool(self._subscribers) or self.remote_listeners > 0 or time.monotonic() < self._heard_until
 
     @property
     def local_listeners(self) -> int:
         """Subscribers on this replica."""
         return len(self._subscribers)
 
-    def attach(self, db: Database) -> None:
-        """Carry events through the database when other replicas may share it."""
+    def attach(self, db: Database, heartbeat: float, reader: Reader) -> None:
+        """Carry events through the database when other replicas may share it (heartbeating this often);
+        users and meetings travel as references, read back with `reader` where they arrive."""
         if db.shared:
             self._db = db
+            self._hint_seconds = 3 * heartbeat  # until a heartbeat of the listener's replica has reported it
+            self._reader = reader
+            self._reading = asyncio.get_running_loop().create_task(self._read_back(), name="events-read-back")
             db.listen(CHANNEL, self._receive)
+
+    async def detach(self) -> None:
+        """Stop reading references back (before the database closes)."""
+        if self._reading is not None:
+            self._reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reading
+
+    async def announce(self) -> None:
+        """A dashboard subscribed here: tell the other replicas now, rather than at the next heartbeat."""
+        if self._db is None:
+            return
+        try:
+            await self._db.notify(CHANNEL, LISTENING)
+        except StoreError as exc:  # the heartbeat tells them soon enough
+            logger.warning("events_not_sent", extra={"error": str(exc)})
 
     def subscribe(self, account_id: str) -> Subscription:
         """Start receiving events."""
@@ -91,7 +126,10 @@ class EventBus:
             task = asyncio.get_running_loop().create_task(self._send())
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
-        self._outbox.append({"account_id": account_id, "event": event})
+        if (key := BY_REFERENCE.get(event.get("type", ""))) is not None:
+            self._outbox.append({"ref": event["type"], "id": event[key]["id"]})
+        else:
+            self._outbox.append({"account_id": account_id, "event": event})
 
     def _offer(self, event: Event, account_id: str | None) -> None:
         for subscription in self._subscribers:
@@ -111,8 +149,30 @@ class EventBus:
                 self._receive(payload)
 
     def _receive(self, payload: str) -> None:
+        if payload == LISTENING:
+            self._heard_until = time.monotonic() + self._hint_seconds
+            return
         for item in orjson.loads(payload):
-            self._offer(item["event"], item["account_id"])
+            if "ref" in item:
+                self._refs.append((item["ref"], item["id"]))
+                self._arrived.set()
+            else:
+                self._offer(item["event"], item["account_id"])
+
+    async def _read_back(self) -> None:
+        """Read back what references name, one batch at a time, in arrival order (each entity once)."""
+        assert self._reader is not None
+        while True:
+            await self._arrived.wait()
+            self._arrived.clear()
+            refs, self._refs = list(dict.fromkeys(self._refs)), []
+            if not self._subscribers:
+                continue  # nobody here to tell
+            try:
+                for event, account_id in await self._reader(refs):
+                    self._offer(event, account_id)
+            except StoreError as exc:  # dashboards here miss this change; the next one brings them up to date
+                logger.warning("events_not_read", extra={"error": str(exc), "events": len(refs)})
 
 
 def _payloads(items: list[dict[str, Any]]) -> list[str]:

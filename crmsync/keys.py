@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from .cache import Cache, RecentSet
     from .cluster import Membership
     from .config import Config
-    from .crm.client import CrmClient
+    from .crm.adapter import CrmAdapter
     from .events import EventBus
     from .metrics import Metrics
     from .readiness import Readiness
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 config_key: web.AppKey[Config] = web.AppKey("config")
 db_key: web.AppKey[Database] = web.AppKey("db")
-crm_key: web.AppKey[CrmClient] = web.AppKey("crm")
+crm_key: web.AppKey[CrmAdapter] = web.AppKey("crm")
 engine_key: web.AppKey[SyncEngine] = web.AppKey("engine")
 alerter_key: web.AppKey[Alerter] = web.AppKey("alerter")
 sweeper_key: web.AppKey[Sweeper] = web.AppKey("sweeper")

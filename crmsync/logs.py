@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -26,7 +27,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, object] = {
-            "ts": isoformat(datetime.fromtimestamp(record.created, UTC)),
+            "ts": _timestamp(record.created),
             "level": record.levelname,
             "event": record.getMessage(),
             "logger": record.name,
@@ -39,10 +40,28 @@ class JsonFormatter(logging.Formatter):
         return self._scrub(json.dumps(entry, default=str, ensure_ascii=False))
 
     def _scrub(self, line: str) -> str:
-        line = _BEARER.sub(r"\1 [redacted]", _JWT.sub("[redacted-jwt]", line))
+        if "eyJ" in line:
+            line = _JWT.sub("[redacted-jwt]", line)
+        lowered = line.lower()  # a cheap test first: the case-blind pattern costs more than a line's formatting
+        if "bearer" in lowered or "basic" in lowered:
+            line = _BEARER.sub(r"\1 [redacted]", line)
         for secret in self._secrets:
             line = line.replace(secret, "[redacted]")
         return line
+
+
+@functools.lru_cache(maxsize=4)
+def _second(seconds: int) -> str:
+    return isoformat(datetime.fromtimestamp(seconds, UTC))[:-8]  # "2026-12-01T04:46:36"
+
+
+def _timestamp(created: float) -> str:
+    """ISO-8601 UTC with microseconds, as isoformat() writes it; the part up to the second is cached."""
+    seconds = int(created)
+    micros = round((created - seconds) * 1_000_000)
+    if micros == 1_000_000:
+        seconds, micros = seconds + 1, 0
+    return f"{_second(seconds)}.{micros:06d}Z"
 
 
 def setup_logging(level: str, log_file: Path | None, secrets: Iterable[str] = ()) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .crm.client import CrmClient
+from .crm.adapter import CrmAdapter
 from .crm.errors import CrmError
 from .keys import crm_key, db_key, readiness_key
 from .store.database import Database
@@ -49,10 +49,10 @@ class _Shared:
 class Readiness:
     """Answers /readyz: not ready when the database cannot take writes; a failing CRM is reported, not fatal."""
 
-    def __init__(self, db: Database, crm: CrmClient) -> None:
+    def __init__(self, db: Database, crm: CrmAdapter) -> None:
         self._db, self._crm = db, crm
         self._db_check = _Shared(db.check)
-        self._crm_probe = _Shared(lambda: crm.list_users(None, None, limit=1))
+        self._crm_probe = _Shared(lambda: crm.list_contacts(None, None, limit=1))
         self._round = _Shared(self._check)
         self._cached: tuple[float, Report] | None = None
 
@@ -90,7 +90,7 @@ class Readiness:
         return error, {"failing_since": storage.failing_since, "last_error": error}
 
     async def _crm_state(self) -> tuple[str | None, dict[str, Any]]:
-        health = self._crm.health
+        health = self._crm.transport.health
         error = None
         if health.idle_for() >= CRM_PROBE_AFTER:
             try:

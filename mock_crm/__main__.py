@@ -1,4 +1,4 @@
-"""`python -m mock_crm` / `mock-crm`: run the mock CRM on 127.0.0.1 with JSON logs."""
+"""`python -m mock_crm` / `mock-crm`: run the mock CRM (or, with --dialect hubspot, the HubSpot fake) on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from aiohttp import web
 
 from mock_crm.app import create_app
 from mock_crm.config import ConfigError, MockConfig
+from mock_crm.hubspot.app import create_app as create_hubspot_app
+from mock_crm.hubspot.config import HubSpotConfig
 from mock_crm.logs import setup_logging
 
 logger = logging.getLogger("mock_crm")
@@ -23,13 +25,19 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="mock-crm", description="Run the mock CRM.")
     parser.add_argument("--host", help="address to listen on (default MOCK_CRM_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default MOCK_CRM_PORT or 8081)")
+    parser.add_argument(
+        "--dialect",
+        choices=("mock", "hubspot"),
+        default="mock",
+        help="which CRM to serve: the mock (default) or the HubSpot fake (settings from HUBSPOT_FAKE_*)",
+    )
     return parser.parse_args(argv)
 
 
-def load_config(argv: Sequence[str] | None, env: dict[str, str]) -> MockConfig:
-    """Build the config from the environment, then apply command-line overrides."""
+def load_config(argv: Sequence[str] | None, env: dict[str, str]) -> MockConfig | HubSpotConfig:
+    """Build the config of the chosen dialect from the environment, then apply command-line overrides."""
     args = _parse_args(argv)
-    config = MockConfig.from_env(env)
+    config: MockConfig | HubSpotConfig = (HubSpotConfig if args.dialect == "hubspot" else MockConfig).from_env(env)
     overrides = {name: value for name, value in (("host", args.host), ("port", args.port)) if value is not None}
     return attrs.evolve(config, **overrides) if overrides else config
 
@@ -49,11 +57,12 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     def started(_banner: str) -> None:
         """Replace aiohttp's banner with a JSON line, logged once the socket is listening."""
-        logger.info("mock_crm_started", extra={"host": config.host, "port": config.port})
+        dialect = "hubspot" if isinstance(config, HubSpotConfig) else "mock"
+        logger.info("mock_crm_started", extra={"host": config.host, "port": config.port, "dialect": dialect})
 
     try:
         web.run_app(
-            create_app(config),
+            create_hubspot_app(config) if isinstance(config, HubSpotConfig) else create_app(config),
             host=config.host,
             port=config.port,
             print=started,

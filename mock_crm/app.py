@@ -18,6 +18,8 @@ from mock_crm.config import MockConfig
 from mock_crm.error_middleware import error_middleware
 from mock_crm.faults import faults_middleware, latency_middleware
 from mock_crm.idempotency import IdempotencyCache
+from mock_crm.inflight import InFlight
+from mock_crm.intervals import get_intervals, inflight_middleware
 from mock_crm.lifecycle import http_session, webhook_worker
 from mock_crm.ratelimit import add_rate_headers, ratelimit_middleware
 from mock_crm.settings import FaultSettings
@@ -75,6 +77,7 @@ def _routes(app: web.Application) -> None:
     router.add_get("/crm/_admin/faults", admin.get_faults)
     router.add_put("/crm/_admin/faults", admin.put_faults)
     router.add_get("/crm/_admin/stats", admin.get_stats)
+    router.add_get("/crm/_admin/intervals", get_intervals)
     router.add_get("/openapi.json", openapi)
 
 
@@ -91,6 +94,7 @@ def create_app(config: MockConfig) -> web.Application:
     app = web.Application(
         middlewares=[
             observe_middleware,
+            inflight_middleware,
             error_middleware,
             latency_middleware,
             bearer_middleware,
@@ -109,6 +113,7 @@ def create_app(config: MockConfig) -> web.Application:
     app[keys.limiter] = RateLimiter(faults)
     app[keys.idempotency] = IdempotencyCache()
     app[keys.webhooks] = WebhookDispatcher(config, stats)
+    app[keys.inflight] = InFlight()
     _routes(app)
     app.on_response_prepare.append(add_rate_headers)
     app.cleanup_ctx.append(http_session)

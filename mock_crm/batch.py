@@ -9,6 +9,7 @@ from aiohttp import web
 from mock_crm import keys
 from mock_crm.bodies import read_json
 from mock_crm.errors import ApiError, InvalidData
+from mock_crm.intervals import note_keys
 from mock_crm.users import Result, create_user
 from mock_crm.validation import check_key, require_object
 
@@ -47,6 +48,8 @@ def _one(app: web.Application, client: str, item: Any) -> Result:
 async def post_batch(request: web.Request) -> web.Response:
     """Create each item in order; answer 200 with one {status, body} per item."""
     items = _items(await read_json(request))
+    note_keys(request, [item["idempotency_key"] for item in items
+                        if isinstance(item, dict) and isinstance(item.get("idempotency_key"), str)])  # fmt: skip
     client = request[keys.client]
     results = [_one(request.app, client, item) for item in items]
     return web.json_response({"results": [{"status": r.status, "body": r.body} for r in results]})

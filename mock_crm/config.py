@@ -62,7 +62,8 @@ class MockConfig:
     host: str = "127.0.0.1"
     port: int = 8081
     token_ttl: int = 3600
-    # Webhooks are off unless a URL is given (from_env defaults to http://127.0.0.1:8080/webhook).
+    # Webhooks are off unless a URL is given (from_env defaults to http://127.0.0.1:8080/webhook); several
+    # URLs separated by spaces (replicas) get the deliveries in turn, as a load balancer would spread them.
     webhook_url: str = ""
     webhook_secret: str = attrs.field(default="", repr=False)
     rate_limit: float = 0.0
@@ -92,10 +93,15 @@ class MockConfig:
         _check(self.webhook_attempts >= 1, "webhook_attempts must be at least 1.")
         _check(self.webhook_backoff >= 0, "webhook_backoff must be >= 0.")
         _check(self.webhook_timeout > 0, "webhook_timeout must be above 0.")
-        if self.webhook_url:
-            _check(_is_http_url(self.webhook_url), "webhook_url must be an http(s) URL.")
+        if self.webhook_urls:
+            _check(all(map(_is_http_url, self.webhook_urls)), "webhook_url must hold http(s) URLs separated by spaces.")
             _check(bool(self.webhook_secret), "webhook_secret (MOCK_CRM_WEBHOOK_SECRET) is required.")
             webhook_key(self.webhook_secret)
+
+    @property
+    def webhook_urls(self) -> tuple[str, ...]:
+        """Where webhooks go, in turn; empty when they are off."""
+        return tuple(self.webhook_url.split())
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MockConfig:

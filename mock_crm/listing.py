@@ -45,7 +45,7 @@ def _limit(raw: str | None) -> int:
 
 
 async def list_users(request: web.Request) -> web.Response:
-    """Return {"items", "next_cursor"} of users with updated_at > updated_since."""
+    """Return {"items", "next_cursor", "total"} of users with updated_at > updated_since (total: on every page)."""
     query = request.query
     unknown = sorted(set(query) - {"updated_since", "limit", "cursor"})
     if unknown:
@@ -58,6 +58,8 @@ async def list_users(request: web.Request) -> web.Response:
             raise InvalidRequest(f"updated_since {exc}.", fields={"updated_since": str(exc)}) from None
     cursor = query.get("cursor")
     after = decode_cursor(cursor) if cursor else None
-    users, more = request.app[keys.store].list_users(since, after, _limit(query.get("limit")))
+    store = request.app[keys.store]
+    users, more = store.list_users(since, after, _limit(query.get("limit")))
     next_cursor = encode_cursor((users[-1].updated_at, users[-1].crm_id)) if more else None
-    return web.json_response({"items": [user.to_json() for user in users], "next_cursor": next_cursor})
+    body = {"items": [user.to_json() for user in users], "next_cursor": next_cursor, "total": store.count_users(since)}
+    return web.json_response(body)

@@ -18,10 +18,10 @@ class JsonFormatter(logging.Formatter):
     """Format a record as one JSON object on one line."""
 
     def format(self, record: logging.LogRecord) -> str:
-        """Return `{"ts", "level", "event", "logger", ...extra}` as compact JSON."""
+        """Return `{"ts", "level", "event", "logger", ...extra}` as one JSON line."""
         line: dict[str, Any] = {
             "ts": format_ts(datetime.fromtimestamp(record.created, UTC)),
-            "level": record.levelname.lower(),
+            "level": record.levelname,  # "INFO", "WARNING": as crmsync writes it, so one filter reads both
             "event": record.getMessage(),
             "logger": record.name,
         }
@@ -29,8 +29,8 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_"):
                 line[key] = value
         if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, default=str, separators=(",", ":"))
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str, ensure_ascii=False)  # the same shape as crmsync's lines
 
 
 def setup_logging(level: str = "INFO", log_file: str | None = None) -> None:

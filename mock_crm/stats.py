@@ -33,6 +33,7 @@ class Stats:
     garbled_replies: int = 0  # successful replies sent with a broken body (garble_next)
     webhooks_emitted: int = 0
     webhook_attempts: int = 0
+    webhook_attempts_by_url: Counter[str] = attrs.Factory(Counter)  # URL -> delivery attempts sent there
     webhooks_delivered: int = 0
     webhooks_failed: int = 0
     deliveries: list[Delivery] = attrs.Factory(list)
@@ -48,5 +49,6 @@ class Stats:
         data["deliveries"] = [attrs.asdict(delivery) for delivery in self.deliveries[-100:]]
         data["responses"] = {str(status): count for status, count in self.responses.items()}
         data["calls"] = dict(self.calls)
+        data["webhook_attempts_by_url"] = dict(self.webhook_attempts_by_url)
         data["webhooks_pending"] = self.webhooks_pending
         return data

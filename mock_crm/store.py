@@ -72,6 +72,12 @@ class Store:
         page = heapq.nsmallest(limit + 1, candidates, key=lambda user: (user.updated_at, user.crm_id))
         return page[:limit], len(page) > limit
 
+    def count_users(self, since: datetime | None) -> int:
+        """How many users changed after `since` (all of them when None): the listing's total."""
+        if since is None:
+            return len(self.users)
+        return sum(1 for user in self.users.values() if user.updated_at > since)
+
     def _check_email(self, email: str, own_id: str | None) -> None:
         """Raise Duplicate if another record holds this address (ignoring case)."""
         holder = self._emails.get(email.casefold())

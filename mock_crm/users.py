@@ -12,6 +12,7 @@ from mock_crm import keys
 from mock_crm.bodies import read_json
 from mock_crm.errors import PreconditionFailed
 from mock_crm.idempotency import REPLAYED, fingerprint, header_key
+from mock_crm.intervals import note_keys
 from mock_crm.validation import USER_FIELDS, validate
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ async def post_user(request: web.Request) -> web.Response:
     """POST /crm/users."""
     key = header_key(request)
     body = await read_json(request)
+    if key is not None:
+        note_keys(request, [key])
     return create_user(request.app, request[keys.client], key, body).render()
 
 

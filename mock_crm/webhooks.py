@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import secrets
@@ -14,7 +15,7 @@ import attrs
 
 from mock_crm.clock import format_ts
 from mock_crm.config import MockConfig
-from mock_crm.delivery import deliver
+from mock_crm.delivery import Prepare, deliver
 from mock_crm.records import json_value
 from mock_crm.signing import sign
 from mock_crm.stats import Stats
@@ -37,12 +38,14 @@ class WebhookEvent:
 class WebhookDispatcher:
     """Queues events and, while running, delivers each one in its own task."""
 
-    def __init__(self, config: MockConfig, stats: Stats) -> None:
-        """Deliver to config.webhook_url; emitting does nothing when it is empty."""
+    def __init__(self, config: MockConfig, stats: Stats, prepare: Prepare | None = None) -> None:
+        """Deliver to config.webhook_urls in turn; emitting does nothing when there is none."""
         self.config = config
         self.stats = stats
+        self.prepare = prepare  # None: the mock's Standard Webhooks signing
         self.queue: asyncio.Queue[WebhookEvent] = asyncio.Queue()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._turns = itertools.count()  # round robin over the webhook URLs, one turn per event
 
     def emit(
         self,
@@ -56,7 +59,7 @@ class WebhookDispatcher:
         """Queue an event (an update of the changed fields by default; kind contact.created or
         contact.deleted); return its event id (None when webhooks are off)."""
         kind = kind or ("contact.updated" if id_field == "crm_id" else "meeting.updated")
-        if not self.config.webhook_url or (not changed and kind.endswith(".updated")):
+        if not self.config.webhook_urls or (not changed and kind.endswith(".updated")):
             return None
         event_id = "evt_" + secrets.token_hex(12)
         payload = {
@@ -78,7 +81,8 @@ class WebhookDispatcher:
         try:
             while True:
                 event = await self.queue.get()
-                task = asyncio.create_task(deliver(session, self.config, self.stats, event))
+                delivery = deliver(session, self.config, self.stats, event, next(self._turns), self.prepare)
+                task = asyncio.create_task(delivery)
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         finally:

@@ -1,4 +1,7 @@
-"""Load generator for scripts/bench.py: one process, N concurrent loops, a fixed duration, JSON out.
+"""Python load generator for scripts/bench.py: one process, N concurrent loops, a fixed duration, JSON out.
+
+The bench drives ingest and reads with wrk (scripts/bench_wrk.lua); this generator is the fallback it
+keeps for signed webhooks, whose fresh HMAC per request wrk's Lua cannot compute.
 
     .venv/bin/python scripts/bench_load.py --mode ingest|webhook|get --url URL --config FILE
         [--duration S] [--warmup S] [--connections N] [--max-requests N]

@@ -29,14 +29,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import json
 import os
 import secrets
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -44,21 +42,23 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 import asyncpg
 
-from crmsync.store.engines import DatabaseUrl, open_database, parse_database_url
-from crmsync.store.errors import StoreError
-
 ROOT = Path(__file__).resolve().parent.parent
-HOST = "127.0.0.1"
-CLIENT_ID = "crmsync"
+if str(ROOT) not in sys.path:  # run as a script: scripts/ is on the path, the repository is not
+    sys.path.insert(0, str(ROOT))
+
+from crmsync.store.engines import DatabaseUrl, open_database, parse_database_url  # noqa: E402
+from crmsync.store.errors import StoreError  # noqa: E402
+from scripts.harness import CLIENT_ID, HOST, Children, HarnessError, Secrets, app_argv, free_port  # noqa: E402
+
 T = TypeVar("T")
 
 
-class CrashTestError(Exception):
+class CrashTestError(HarnessError):
     """The run could not be carried out (a process died, a deadline passed, an API said no)."""
 
 
@@ -134,85 +134,6 @@ class CrashResult:
         return "\n".join([*lines, *verdict])
 
 
-def free_port() -> int:
-    """A port on 127.0.0.1 nobody listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def make_secrets() -> dict[str, str]:
-    return {
-        "client": secrets.token_urlsafe(32),
-        "jwt": secrets.token_urlsafe(48),
-        "webhook": "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode(),
-        "password": secrets.token_urlsafe(16),  # of the account that loads the users
-    }
-
-
-def base_env() -> dict[str, str]:
-    """This environment without any CRMSYNC_* / MOCK_CRM_* setting a person may have exported."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("CRMSYNC_", "MOCK_CRM_"))}
-
-
-def open_log(path: Path) -> IO[bytes]:
-    return path.open("ab")
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return ""
-    return "\n".join(text[-lines:])
-
-
-class Child:
-    """One subprocess (python -m MODULE) with its stderr and stdout in a file."""
-
-    def __init__(self, name: str, module: str, port: int, env: dict[str, str], output: Path) -> None:
-        self.name, self.module, self.port, self.env, self.output = name, module, port, env, output
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        log = open_log(self.output)
-        try:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", self.module, "--host", HOST, "--port", str(self.port),
-                cwd=ROOT, env=self.env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                start_new_session=True,  # a Ctrl-C reaches the driver only, which then stops each child
-            )  # fmt: skip
-        finally:
-            log.close()
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
-
-    def died(self) -> CrashTestError:
-        code = self.proc.returncode if self.proc else None
-        return CrashTestError(f"{self.name} exited with {code}; last lines of {self.output}:\n{tail(self.output)}")
-
-    async def sigkill(self) -> None:
-        """The crash: SIGKILL, no chance to clean up, then reap it."""
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        await self.proc.wait()
-
-    async def stop(self, grace: float = 5.0) -> None:
-        """SIGTERM, then SIGKILL after grace seconds; always reaps the process."""
-        if self.proc is None:
-            return
-        if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), grace)
-            except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    self.proc.kill()
-        await self.proc.wait()
-
-
 async def poll(what: str, check: Callable[[], Awaitable[T | None]], deadline: float, interval: float) -> T:
     """Call check() until it returns something other than None, at most until the deadline."""
     end = time.monotonic() + deadline
@@ -223,21 +144,6 @@ async def poll(what: str, check: Callable[[], Awaitable[T | None]], deadline: fl
         if time.monotonic() > end:
             raise CrashTestError(f"timed out after {deadline:.0f} s waiting for {what}")
         await asyncio.sleep(interval)
-
-
-async def wait_healthy(session: aiohttp.ClientSession, child: Child, deadline: float) -> None:
-    url = f"http://{HOST}:{child.port}/healthz"
-
-    async def check() -> bool | None:
-        if not child.alive():
-            raise child.died()
-        try:
-            async with session.get(url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
-                return True if resp.status == 200 else None
-        except (aiohttp.ClientError, TimeoutError):
-            return None
-
-    await poll(f"{child.name} /healthz", check, deadline, 0.05)
 
 
 class Backend:
@@ -386,7 +292,7 @@ def error_lines(path: Path, count: int = 3) -> str:
         lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return ""
-    found = [line[:600] for line in lines if '"level": "ERROR"' in line or '"level":"error"' in line]
+    found = [line[:600] for line in lines if '"level": "ERROR"' in line]
     return "\n".join(found[-count:])
 
 
@@ -465,33 +371,24 @@ async def run_crash_test(
     url = parse_database_url(database_url)
     result = CrashResult(users=settings.users, engine=url.engine, database=url.safe(), workdir=str(workdir))
     await prepare_database(url)
-    keys = make_secrets()
+    keys = Secrets.make()
+    password = secrets.token_urlsafe(16)  # of the account that loads the users
     crm_port, backend_port = free_port(), free_port()
     while backend_port == crm_port:
         backend_port = free_port()
-    env = base_env()
-    mock_env = env | {
-        "MOCK_CRM_CLIENT_ID": CLIENT_ID,
-        "MOCK_CRM_CLIENT_SECRET": keys["client"],
-        "MOCK_CRM_WEBHOOK_URL": f"http://{HOST}:{backend_port}/webhook",
-        "MOCK_CRM_WEBHOOK_SECRET": keys["webhook"],
-        "MOCK_CRM_LATENCY_MS": str(settings.load_latency_ms),
-        "MOCK_CRM_LOG_FILE": str(workdir / "mock_crm.log"),
-    }
-    backend_env = env | {
-        "CRMSYNC_DATABASE_URL": database_url,
-        "CRMSYNC_CRM_URL": f"http://{HOST}:{crm_port}",
-        "CRMSYNC_CRM_CLIENT_ID": CLIENT_ID,
-        "CRMSYNC_CRM_CLIENT_SECRET": keys["client"],
-        "CRMSYNC_JWT_SECRET": keys["jwt"],
-        "CRMSYNC_WEBHOOK_SECRET": keys["webhook"],
-        "CRMSYNC_RECONCILE_INTERVAL": "0",
-        "CRMSYNC_WORKERS": str(settings.workers),
-        "CRMSYNC_LOG_FILE": str(workdir / "crmsync.log"),
-    }
-    mock = Child("mock CRM", "mock_crm", crm_port, mock_env, workdir / "mock_crm.out")
-    first = Child("crmsync (first run)", "crmsync", backend_port, backend_env, workdir / "crmsync-1.out")
-    second = Child("crmsync (after the crash)", "crmsync", backend_port, backend_env, workdir / "crmsync-2.out")
+    mock_env = keys.mock_env(
+        f"http://{HOST}:{backend_port}/webhook",
+        MOCK_CRM_LATENCY_MS=str(settings.load_latency_ms),
+        MOCK_CRM_LOG_FILE=str(workdir / "mock_crm.log"),
+    )
+    backend_env = keys.backend_env(
+        database_url, f"http://{HOST}:{crm_port}",
+        CRMSYNC_WORKERS=str(settings.workers), CRMSYNC_LOG_FILE=str(workdir / "crmsync.log"),
+    )  # fmt: skip
+    children = Children(workdir)
+    mock = children.add("mock", app_argv("mock_crm", crm_port), mock_env, crm_port)
+    first = children.add("crmsync-1", app_argv("crmsync", backend_port), backend_env, backend_port)
+    second = children.add("crmsync-2", app_argv("crmsync", backend_port), backend_env, backend_port)
     tag = secrets.token_hex(4)
     contacts = [
         {"name": f"Crash User {i}", "email": f"crash-{tag}-{i:05d}@example.com", "phone": f"+1 555 {i:07d}"}
@@ -500,18 +397,17 @@ async def run_crash_test(
     timeout = aiohttp.ClientTimeout(total=30)
     try:
         async with aiohttp.ClientSession(timeout=timeout) as crm_session:
-            await mock.start()
-            await wait_healthy(crm_session, mock, settings.phase_deadline)
-            crm = Crm(crm_session, crm_port, keys["client"])
+            await asyncio.to_thread(mock.start().wait_healthy, settings.phase_deadline)
+            crm = Crm(crm_session, crm_port, keys.client)
             await crm.token()
 
             # First run: load every user while the CRM is slow, then let the drain run and kill it.
-            await first.start()
+            first.start()
             connector = aiohttp.TCPConnector(limit=settings.concurrency)
             async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-                await wait_healthy(session, first, settings.phase_deadline)
+                await asyncio.to_thread(first.wait_healthy, settings.phase_deadline)
                 backend = Backend(session, backend_port)
-                await backend.sign_up(f"owner-{tag}@example.com", keys["password"])
+                await backend.sign_up(f"owner-{tag}@example.com", password)
                 gate = asyncio.Semaphore(settings.concurrency)
 
                 async def load(contact: dict[str, str]) -> None:
@@ -563,7 +459,7 @@ async def run_crash_test(
             elif count < settings.users:
                 # Enough done while loading: kill right after the next slow request is applied.
                 count = await next_change(count)
-            await first.sigkill()
+            await asyncio.to_thread(first.sigkill)
             result.crm_records_at_kill = count
             await crm.set_faults(latency_ms=settings.drain_latency_ms)
             # Requests the killed backend had sent may still be answered (to nobody): let them land.
@@ -586,12 +482,12 @@ async def run_crash_test(
 
             # Second run on the same database: it must finish the job without duplicating anything.
             restart = time.monotonic()
-            await second.start()
+            second.start()
             async with aiohttp.ClientSession(timeout=timeout) as session:
-                await wait_healthy(session, second, settings.phase_deadline)
+                await asyncio.to_thread(second.wait_healthy, settings.phase_deadline)
                 backend = Backend(session, backend_port)
                 # A second account: the first one is in the same database too, but this proves sign-up works.
-                await backend.sign_up(f"second-{tag}@example.com", keys["password"])
+                await backend.sign_up(f"second-{tag}@example.com", password)
                 seen_failed: set[str] = set()
 
                 async def drained() -> list[dict[str, Any]] | None:
@@ -610,17 +506,16 @@ async def run_crash_test(
                     raise CrashTestError(f"{exc}; statuses {dict(statuses)}, errors {dict(errors)}") from None
                 result.recovery_seconds = time.monotonic() - restart
                 result.failed_seen = len(seen_failed)
-            result.jobs_recovered = jobs_recovered(second.output)
+            result.jobs_recovered = jobs_recovered(second.log_path)
             result.inflight_linked = len(inflight & {u["crm_id"] for u in local})
             check_final(result, contacts, local, await crm.records())
-    except CrashTestError as exc:
-        output = second.output if second.proc is not None else first.output
+    except HarnessError as exc:
+        output = second.log_path if second.proc is not None else first.log_path
         errors = error_lines(output)
         detail = f"\nlast errors in {output.name}:\n{errors}" if errors else ""
         raise CrashTestError(f"{exc} (logs in {workdir}){detail}") from None
     finally:
-        for child in (first, second, mock):
-            await child.stop()
+        await asyncio.to_thread(children.stop_all, 5.0)
     result.seconds = time.monotonic() - started
     return result
 
@@ -683,7 +578,7 @@ async def _main_async(args: argparse.Namespace) -> int:
                 if url is None and args.database == "postgres":
                     url = await stack.enter_async_context(throwaway_postgres(args.keep))
                 result = await run_crash_test(workdir, settings, url)
-        except CrashTestError as exc:
+        except HarnessError as exc:
             remove[0] = False
             print(f"crash_test: FAIL: {exc}\ncrash_test: logs kept in {workdir}", file=sys.stderr)
             return 1

@@ -1,4 +1,4 @@
-"""Follow a CRM scan (a full reconcile or an import) until it is done, with a progress line on stderr.
+"""Follow a CRM scan (a full reconcile or an import) until it is done, with a progress bar on stderr.
 
 Usage: python scripts/scan_progress.py STATUS_URL HEADER_FILE
 The header file holds the Authorization header (the token never appears on a command line).
@@ -15,6 +15,7 @@ import urllib.request
 from pathlib import Path
 
 POLL = 0.5
+BAR = 30  # characters
 STALLED = 30.0  # seconds with an error and no new page before giving up watching
 
 
@@ -28,7 +29,17 @@ def fetch(url: str, header: str) -> dict:
 def line(status: dict) -> str:
     counts = status.get("counts") or {}
     shown = ", ".join(f"{key} {value:,}" for key, value in sorted(counts.items()))
-    return f"{status.get('scan', 'scan')}: {status.get('state')} — page {status.get('pages', 0)}; {shown}"
+    return f"{status.get('scan', 'scan')}: {status.get('state')} {bar(status)}— page {status.get('pages', 0)}; {shown}"
+
+
+def bar(status: dict) -> str:
+    """[#####.....]  48% 1,200/2,500 records, from the CRM's total; nothing when the CRM gave none."""
+    total, seen = status.get("total"), (status.get("counts") or {}).get("seen", 0)
+    if not isinstance(total, int) or total <= 0:
+        return ""
+    share = 1.0 if status.get("state") == "done" else min(seen / total, 1.0)  # records may come and go meanwhile
+    filled = int(share * BAR)
+    return f"[{'#' * filled}{'.' * (BAR - filled)}] {share:4.0%} {seen:,}/{total:,} records "
 
 
 def main(url: str, header_file: str) -> int:

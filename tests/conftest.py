@@ -28,6 +28,7 @@ from mock_crm import keys as mock_keys
 from mock_crm.app import create_app as create_mock_app
 from mock_crm.config import MockConfig
 
+from .exit_guard import pytest_sessionfinish, pytest_unconfigure  # noqa: F401 (hooks)
 from .pg_fixtures import create_database, drop_database, pg_database_url, pg_server_url  # noqa: F401 (fixtures)
 from .polling import eventually
 

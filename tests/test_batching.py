@@ -15,8 +15,12 @@ from .conftest import JOHN, crm_call, crm_records, get_user, set_faults, sign_up
 
 
 async def _backlog(client: TestClient, auth: dict[str, str], crm: TestServer, count: int) -> list[str]:
-    """Queue count users behind one slow create, so they are due together."""
-    await set_faults(crm, latency_ms=300)
+    """Queue count users behind one slow create, so they are due together.
+
+    The first create is held long enough for the others to be accepted even on a loaded machine (with
+    300 ms, 31 creates on a busy machine sometimes outlasted it and the backlog went out in two batches).
+    """
+    await set_faults(crm, latency_ms=2_000)
     ids = []
     for i in range(count + 1):
         resp = await client.post("/users", json={**JOHN, "email": f"b{i}@example.com"}, headers=auth)

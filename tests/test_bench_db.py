@@ -1,31 +1,21 @@
-"""The benchmark writes pending users straight into the database (scripts/bench_db.py): on each engine,
-what it writes must be what crmsync's store reads back as pending users with queued push jobs."""
+"""The benchmark writes pending users through crmsync's store (scripts/bench_db.py): on each engine, what
+it writes must be what crmsync's store reads back as pending users with queued push jobs."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import asyncpg
 
 from crmsync.store import jobs, users
 from crmsync.store.engines import open_database, parse_database_url
-from scripts.bench_db import insert_pending_postgres, insert_pending_sqlite
+from scripts.bench_db import insert_pending
 
 
 async def test_pending_users_written_by_the_bench_are_queued_pending_users_to_the_store(
-    engine: str, database_url: str
+    database_url: str,
 ) -> None:
     url = parse_database_url(database_url)
     await (await open_database(url)).close()  # crmsync's schema, as the bench's template has it
-    if engine == "sqlite":
-        insert_pending_sqlite(Path(database_url.removeprefix("sqlite:///")), 3, "t")
-    else:
-        conn = await asyncpg.connect(database_url)
-        try:
-            await insert_pending_postgres(conn, 3, "t")
-        finally:
-            await conn.close()
+    await insert_pending(database_url, 3, "t")
 
     db = await open_database(url)
     try:

@@ -10,8 +10,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from crmsync.crm.client import CrmClient
 from crmsync.crm.retry import attempt_tracer
+from crmsync.crm.select import mock_adapter
 from crmsync.keys import engine_key
 from crmsync.sync.reconcile import sweep
 from mock_crm import keys as mock_keys
@@ -142,6 +142,6 @@ async def test_retry_after_zero_does_not_spin(aiohttp_server: Callable[..., Awai
     server = await aiohttp_server(upstream)
 
     async with aiohttp.ClientSession(trace_configs=[attempt_tracer()]) as session:
-        client = CrmClient(session, str(server.make_url("")).rstrip("/"), "id", "secret-value")
-        record = await client.create_user(JOHN, "key", [])
-    assert record["crm_id"] == "CRM1" and len(calls) == 5
+        crm = mock_adapter(session, str(server.make_url("")).rstrip("/"), "id", "secret-value")
+        contact = await crm.create_contact(JOHN, "key", [])
+    assert contact.crm_id == "CRM1" and len(calls) == 5

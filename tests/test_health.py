@@ -61,7 +61,7 @@ async def test_a_hanging_token_endpoint_is_asked_once_and_fails_every_waiter_at_
     crm_app: web.Application,
 ) -> None:
     client = await aiohttp_client(create_app(make_config(crm_token_timeout=1.0)))
-    tokens, stats = client.app[crm_key].tokens, crm_app[mock_keys.stats]
+    tokens, stats = client.app[crm_key].transport.tokens, crm_app[mock_keys.stats]
     async with tokens_hanging(crm):
         asked = stats.calls["POST /crm/token"]
         started = time.monotonic()

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -31,9 +28,9 @@ from .conftest import (
     synced_user,
     wait_status,
 )
+from .script_runs import run_script
 
 DELETED_IN_CRM = "The contact was deleted in the CRM."
-ROOT = Path(__file__).resolve().parent.parent
 
 
 async def gone(client: TestClient, auth: dict[str, str], user_id: str) -> bool:
@@ -73,10 +70,11 @@ async def test_a_user_that_never_reached_the_crm_is_deleted_at_once(
     crm: TestServer,
     crm_app: web.Application,
 ) -> None:
-    client = await aiohttp_client(create_app(make_config(workers=1)))
+    client = await aiohttp_client(create_app(make_config(workers=1, batch_size=1)))
     auth = await sign_up(client)
-    await set_faults(crm, latency_ms=500)  # the one worker is busy with the first user's create...
+    await set_faults(crm, latency_ms=2000)  # the one worker is busy with the first user's create...
     first = await (await client.post("/users", json=JOHN, headers=auth)).json()
+    await eventually(lambda: crm_app[mock_keys.stats].calls["POST /crm/users"] == 1)
     second = await (await client.post("/users", json={**JOHN, "email": "second@example.com"}, headers=auth)).json()
     resp = await client.delete(f"/users/{second['id']}", headers=auth)  # ...so the second never went out
     assert resp.status == 204
@@ -241,18 +239,6 @@ async def test_import_pulls_every_crm_record_and_resumes_where_it_stopped(
     assert done["counts"]["imported"] == 250
     listed = await (await backend.get("/users?limit=500", headers=auth)).json()
     assert len(listed["items"]) == 250 and {item["sync_status"] for item in listed["items"]} == {"synced"}
-
-
-async def run_script(client: TestClient, auth: dict[str, str], *argv: str) -> tuple[int, str, str]:
-    """Run one of scripts/ against the backend, as a person would; (exit status, stdout, stderr)."""
-    env = {**os.environ, "CRMSYNC_URL": str(client.make_url("")).rstrip("/"),
-           "CRMSYNC_TOKEN": auth["Authorization"].split()[1]}  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        str(ROOT / "scripts" / argv[0]), *argv[1:], env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    stdout, stderr = await asyncio.wait_for(process.communicate(), 60)
-    return process.returncode or 0, stdout.decode(), stderr.decode()
 
 
 async def test_the_scripts_run_a_full_reconcile_and_an_import_with_progress(

@@ -16,7 +16,6 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from crmsync.app import create_app
 from crmsync.config import Config, ConfigError
-from crmsync.logs import JsonFormatter
 from crmsync.store.engines import open_database, parse_database_url
 from crmsync.store.migrations.sqlite import MIGRATIONS
 from mock_crm import keys as mock_keys
@@ -32,6 +31,7 @@ from .conftest import (
     sign_up,
     wait_status,
 )  # fmt: skip
+from .log_capture import captured_logs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -39,16 +39,8 @@ ROOT = Path(__file__).resolve().parent.parent
 @pytest.fixture
 def log_lines() -> Iterator[io.StringIO]:
     """Every record from every logger, rendered by our formatter without its scrubbing safety net."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter(secrets=()))
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(old_level)
+    with captured_logs(logging.DEBUG) as stream:
+        yield stream
 
 
 async def test_no_secret_reaches_a_log_line(log_lines: io.StringIO, backend: TestClient, crm: TestServer) -> None:

@@ -14,6 +14,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from crmsync.app import create_app
 from crmsync.config import Config
+from crmsync.keys import db_key
+from crmsync.store import jobs
 from mock_crm import keys as mock_keys
 
 from .conftest import crm_records, eventually, set_faults, sign_up, wait_status
@@ -227,3 +229,48 @@ async def test_the_seed_curl_examples_via_the_scripts(backend: TestClient, auth:
         outputs.append(stdout.decode())
     assert "HTTP 200" in outputs[0] and '"in_progress_sync_status": null' in outputs[0]
     assert '"last_sync_success": true' in outputs[1]
+
+
+async def test_delete_a_meeting(backend: TestClient, auth: dict[str, str]) -> None:
+    ann = await _user(backend, auth, "ann@example.com", synced=False)
+    meeting = await _meeting(backend, auth, [ann["id"]])
+    other = await sign_up(backend, "intruder@example.com")
+    assert (await backend.delete(f"/meetings/{meeting['id']}", headers=other)).status == 404  # not theirs
+    assert (await backend.delete(f"/meetings/{meeting['id']}")).status == 401
+    resp = await backend.delete(f"/meetings/{meeting['id']}", headers=auth)
+    assert resp.status == 204, await resp.text()
+    assert (await backend.get(f"/meetings/{meeting['id']}", headers=auth)).status == 404
+    assert (await (await backend.get("/meetings", headers=auth)).json())["items"] == []
+    again = await backend.delete(f"/meetings/{meeting['id']}", headers=auth)
+    assert again.status == 404 and (await again.json())["error"] == "not_found"
+    assert (await backend.delete("/meetings/not-a-uuid", headers=auth)).status == 404
+    # The attendee is untouched.
+    assert (await backend.get(f"/users/{ann['id']}", headers=auth)).status == 200
+
+
+async def test_deleting_a_retrying_meeting_cancels_its_sync(
+    aiohttp_client: Callable[..., Awaitable[TestClient]],
+    make_config: Callable[..., Config],
+    crm: TestServer,
+    crm_app: web.Application,
+) -> None:
+    # Retries 5 s apart: the stage waits long enough to be seen retrying, and to be deleted meanwhile.
+    backend = await aiohttp_client(create_app(make_config(job_backoff=(5.0, 5.0))))
+    auth = await sign_up(backend)
+    ann = await _user(backend, auth, "ann@example.com")
+    meeting = await _meeting(backend, auth, [ann["id"]])
+    assert meeting["next_retry_at"] is None
+    await set_faults(crm, fail_next=3, fail_status=503)  # every try of stage 2's request fails once
+    await backend.post(f"/meetings/{meeting['id']}/sync", headers=auth)
+
+    async def retrying() -> dict[str, Any] | None:
+        current = await (await backend.get(f"/meetings/{meeting['id']}", headers=auth)).json()
+        return current if current["next_retry_at"] else None
+
+    current = await eventually(retrying)
+    assert current["in_progress_sync_status"] == 2 and current["last_sync_success"] is False
+    assert current["next_retry_at"] > current["stages"]["meeting"]["started_at"]
+    assert (await backend.delete(f"/meetings/{meeting['id']}", headers=auth)).status == 204
+    # The stage's job is gone with it: nothing queued for the meeting, and the CRM never gets it.
+    assert await jobs.queued_count(backend.app[db_key]) == 0
+    assert _crm_meetings(crm_app) == []

@@ -35,6 +35,7 @@ async def events(request: web.Request) -> web.WebSocketResponse:
     request.app[sockets_key].add(ws)
     sender = asyncio.create_task(_send(ws, subscription))
     try:
+        await bus.announce()  # before hello: what the client reads after hello reaches it from every replica
         await ws.send_str(orjson.dumps({"type": "hello", "account_id": account_id}).decode())
         async for message in ws:  # clients only listen; reading keeps pings and closes flowing
             if message.type == WSMsgType.ERROR:

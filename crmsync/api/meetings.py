@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from aiohttp import web
 
 from ..auth import account_id_key
 from ..errors import NotFound, ValidationFailed
-from ..keys import engine_key, meetings_key
+from ..keys import engine_key, events_key, meetings_key
 from ..meeting_validation import validate_meeting
 from ..render import json_response
 from ..store import meeting_runs
@@ -16,6 +17,8 @@ from ..store.meetings import Meeting
 from ..sync.meetings import announce
 from ..validation import read_json_object
 from .paging import encode_cursor, page_params
+
+logger = logging.getLogger(__name__)
 
 
 async def _own(request: web.Request) -> Meeting:
@@ -65,6 +68,17 @@ async def edit_meeting(request: web.Request) -> web.Response:
     meeting = await request.app[meetings_key].update(meeting, fields)
     await announce(request.app[engine_key], meeting.id)
     return json_response(meeting.public())
+
+
+async def delete_meeting(request: web.Request) -> web.Response:
+    """Delete one of the caller's meetings (here only); its queued sync stages are dropped."""
+    meeting = await _own(request)
+    if not await request.app[meetings_key].delete(meeting.id):
+        raise NotFound("No meeting with this id.")
+    logger.info("meeting_deleted", extra={"meeting_id": meeting.id, "account_id": meeting.account_id})
+    if bus := request.app[events_key]:
+        bus.publish({"type": "meeting_deleted", "meeting_id": meeting.id}, account_id=meeting.account_id)
+    return web.Response(status=204)
 
 
 async def sync_meeting(request: web.Request) -> web.Response:

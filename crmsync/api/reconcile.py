@@ -37,7 +37,7 @@ async def reconcile_all(request: web.Request) -> web.Response:
         raise ValidationFailed({"full": "must be true or false"})
     if full == "true":
         scans = request.app[scans_key]
-        started = scans.start(FULL)
+        started = await scans.start(FULL)
         body = {"status": "started" if started else "already_running", "scan": await scans.status(FULL)}
         return json_response(body, status=202)
     started = request.app[sweeper_key].start_now()
@@ -52,7 +52,7 @@ async def reconcile_status(request: web.Request) -> web.Response:
 async def start_import(request: web.Request) -> web.Response:
     """Pull every CRM record into the local store (backfill), resuming a stopped import where it was."""
     scans = request.app[scans_key]
-    started = scans.start(IMPORT)
+    started = await scans.start(IMPORT)
     return json_response({"status": "started" if started else "already_running", "scan": await scans.status(IMPORT)},
                          status=202)  # fmt: skip
 

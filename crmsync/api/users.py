@@ -11,6 +11,7 @@ from ..errors import NotFound
 from ..events import user_event
 from ..keys import creator_key, db_key, engine_key, events_key
 from ..render import json_response
+from ..request_log import note
 from ..store import history, user_life, users
 from ..store.users import User
 from ..timeutil import now_iso
@@ -20,6 +21,8 @@ from .paging import encode_cursor, page_params
 logger = logging.getLogger(__name__)
 
 STATUSES = ("pending", "synced", "failed", "deleting")
+MAX_QUERY = 200
+ORDERS = ("oldest", "newest")
 
 
 def user_id_from(request: web.Request) -> str:
@@ -48,6 +51,7 @@ async def create_user(request: web.Request) -> web.Response:
     """Store a new contact and queue its first sync; durable before the 201."""
     fields = validate_contact(await read_json_object(request), partial=False)
     user, _ = await request.app[creator_key].create(fields)
+    note(request, user_id=user.id)  # the hot path: the request's own line says which contact it made
     request.app[engine_key].wake()
     _announce(request, user)
     return json_response(user.public(), status=201, headers={"Location": f"/users/{user.id}"})
@@ -67,6 +71,7 @@ async def edit_user(request: web.Request) -> web.Response:
         raise NotFound("No user with this id.")
     user, job_id = result
     if job_id is not None:
+        logger.info("user_updated", extra={"user_id": user_id, "fields": sorted(fields)})
         request.app[engine_key].wake()
         _announce(request, user)
     return json_response(user.public())
@@ -89,12 +94,21 @@ async def delete_user(request: web.Request) -> web.Response:
 
 
 async def list_users(request: web.Request) -> web.Response:
-    """A page of contacts in creation order, optionally by sync_status."""
+    """A page of contacts in creation order or, with order=newest, newest first; by sync_status and a search (q)."""
     status = request.query.get("sync_status") or None
-    bad_status = {"sync_status": f"must be one of {', '.join(STATUSES)}"} if status not in (None, *STATUSES) else {}
-    limit, after = page_params(request, "u", bad_status)
-    page, next_seq = await users.list_page(request.app[db_key], status, limit, after)
-    return json_response({"items": [u.public() for u in page], "next_cursor": encode_cursor("u", next_seq)})
+    query = request.query.get("q") or None
+    order = request.query.get("order") or "oldest"
+    errors = {"sync_status": f"must be one of {', '.join(STATUSES)}"} if status not in (None, *STATUSES) else {}
+    if query is not None and (len(query) > MAX_QUERY or "\x00" in query):
+        errors["q"] = f"must be at most {MAX_QUERY} characters, without NUL"
+    if order not in ORDERS:
+        errors["order"] = f"must be one of {', '.join(ORDERS)}"
+    newest = order == "newest"
+    # Each order has its own cursors: one from the other order would skip or repeat contacts.
+    prefix = "un" if newest else "u"
+    limit, after = page_params(request, prefix, errors)
+    page, next_seq = await users.list_page(request.app[db_key], status, limit, after, query, newest=newest)
+    return json_response({"items": [u.public() for u in page], "next_cursor": encode_cursor(prefix, next_seq)})
 
 
 async def sync_user(request: web.Request) -> web.Response:

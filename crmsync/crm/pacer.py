@@ -5,17 +5,24 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+
+from .types import RateLimit
+
+RateLimitReader = Callable[[Mapping[str, str]], RateLimit | None]
 
 
 class Pacer:
-    """A GCRA token bucket that learns the rate from X-RateLimit-* headers and pauses on Retry-After.
+    """A GCRA token bucket that learns the rate from the CRM's rate-limit headers and pauses on Retry-After.
+
+    Which headers those are is the adapter's to say: `read` turns a reply's headers into a RateLimit.
 
     Each request reserves the next free slot synchronously, so concurrent workers share the budget
     without a lock. Until the CRM advertises a limit, nothing is paced.
     """
 
-    def __init__(self, headroom: float = 0.95) -> None:
+    def __init__(self, read: RateLimitReader, headroom: float = 0.95) -> None:
+        self._read = read
         self._headroom = headroom  # pace a little under the limit: arrivals jitter on the way there
         self._limit: float | None = None
         self._share = 1.0  # this replica's share of the CRM's limit (1 / live replicas)
@@ -31,8 +38,13 @@ class Pacer:
 
     def reserve(self) -> float:
         """Reserve a slot for one request; return how long to wait before sending it."""
+        return self.reserve_after(0.0)
+
+    def reserve_after(self, earliest: float) -> float:
+        """Reserve a slot for one request to be sent no sooner than `earliest` seconds from now; return
+        how long to wait before sending it (at least `earliest`)."""
         now = time.monotonic()
-        start = max(now, self._paused_until)
+        start = max(now + earliest, self._paused_until)
         if self._interval is not None:
             start = max(start, self._tat - self._tolerance)
             self._tat = max(self._tat, start) + self._interval
@@ -46,13 +58,13 @@ class Pacer:
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Follow the limit the CRM advertises, and what it says is left of it."""
-        limit = _number(headers.get("X-RateLimit-Limit"))
-        if limit is None or limit <= 0:
+        advertised = self._read(headers)
+        if advertised is None or advertised.per_second <= 0:
             return
-        if limit != self._limit:
-            self._limit = limit
+        if advertised.per_second != self._limit:
+            self._limit = advertised.per_second
             self._retune()
-        remaining, reset = _number(headers.get("X-RateLimit-Remaining")), _number(headers.get("X-RateLimit-Reset"))
+        remaining, reset = advertised.remaining, advertised.reset_seconds
         if remaining is not None and remaining < 1 and reset:
             self._tat = max(self._tat, time.monotonic() + reset + self._tolerance)
 
@@ -78,10 +90,3 @@ class Pacer:
     def pause(self, seconds: float) -> None:
         """Hold every request for a while (the CRM said Retry-After)."""
         self._paused_until = max(self._paused_until, time.monotonic() + seconds)
-
-
-def _number(value: str | None) -> float | None:
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None

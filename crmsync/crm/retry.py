@@ -14,17 +14,22 @@ from aiohttp_retry import ExponentialRetry
 from ..metrics import Metrics
 from ..timeutil import now_iso
 from .attempts import Attempt
+from .pacer import Pacer
 
-# Every 5xx is retried by retry_all_server_errors; a 429 is waited out by CrmClient.request instead,
+# Every 5xx is retried by retry_all_server_errors; a 429 is waited out by Transport.request instead,
 # so that waiting for the rate limit does not use up one of the attempts.
 RETRY_STATUSES: set[int] = set()
 RETRY_EXCEPTIONS = {aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError}
 
 
 class JitteredBackoff(ExponentialRetry):
-    """Exponential backoff with full jitter, or the server's Retry-After when it sends one."""
+    """Exponential backoff with full jitter, or the server's Retry-After when it sends one.
 
-    def __init__(self, attempts: int, base: float, max_wait: float = 30.0) -> None:
+    With a pacer, every retry also takes a slot of the rate budget (the first try took one before it was
+    sent): a retry is a request like any other, and unpaced retries after 5xx push a cluster over the limit.
+    """
+
+    def __init__(self, attempts: int, base: float, max_wait: float = 30.0, pacer: Pacer | None = None) -> None:
         super().__init__(
             attempts=attempts,
             start_timeout=base,
@@ -34,9 +39,18 @@ class JitteredBackoff(ExponentialRetry):
         )
         self._base = base
         self._max_wait = max_wait
+        self._pacer = pacer
 
     def get_timeout(self, attempt: int, response: aiohttp.ClientResponse | None = None) -> float:
         """Seconds to wait before the next try."""
+        wait = self._backoff(attempt, response)
+        if self._pacer is not None:
+            if response is not None:
+                self._pacer.observe(response.headers)
+            wait = max(wait, self._pacer.reserve_after(wait))
+        return wait
+
+    def _backoff(self, attempt: int, response: aiohttp.ClientResponse | None) -> float:
         if response is not None:
             # aiohttp-retry drops the response it retries without releasing its connection.
             response.release()

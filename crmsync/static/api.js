@@ -66,17 +66,25 @@ export async function api(method, path, body) {
   return data;
 }
 
-/** Every item of a paged list endpoint, following next_cursor (bounded, to stay responsive). */
-export async function listAll(path, maxPages = 20) {
+/**
+ * Pages of a list endpoint from a cursor (null: the first page), up to maxPages of 500: the items read and the
+ * cursor to go on from, null once the list has ended.
+ */
+export async function listPages(path, maxPages, params = {}, from = null) {
   const items = [];
-  let cursor = null;
+  let cursor = from;
   for (let page = 0; page < maxPages; page += 1) {
-    const query = new URLSearchParams({ limit: "500" });
+    const query = new URLSearchParams({ ...params, limit: "500" });
     if (cursor) query.set("cursor", cursor);
     const data = await api("GET", `${path}?${query}`);
     items.push(...data.items);
     cursor = data.next_cursor;
     if (!cursor) break;
   }
-  return items;
+  return { items, cursor };
+}
+
+/** Every item of a paged list endpoint, following next_cursor (bounded, to stay responsive). */
+export async function listAll(path, maxPages = 20, params = {}) {
+  return (await listPages(path, maxPages, params)).items;
 }

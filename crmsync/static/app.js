@@ -1,11 +1,15 @@
 // The dashboard: sign-up and sign-in, then contacts and meetings kept live over /events.
 
-import { api, clearSession, listAll, loadSession, saveSession, setUnauthorizedHandler } from "./api.js";
-import { Contacts, describeError, setBusy } from "./contacts.js";
-import { announce, clearFieldErrors, showFieldErrors } from "./dom.js";
+import { api, clearSession, listAll, listPages, loadSession, saveSession, setUnauthorizedHandler } from "./api.js";
+import { Conflicts } from "./conflicts.js";
+import { Contacts } from "./contacts.js";
+import { ContactDetail } from "./detail.js";
+import { announce, clearFieldErrors } from "./dom.js";
+import { reportErrors, setBusy } from "./forms.js";
 import { Live } from "./live.js";
 import { Meetings } from "./meetings.js";
 import { Records, meetingVersion, userVersion } from "./state.js";
+import { ServerStatus } from "./status.js";
 
 const CONNECTION_TEXT = {
   connecting: "Connecting…",
@@ -22,17 +26,31 @@ const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 
 const users = new Records(userVersion);
 const meetings = new Records(meetingVersion);
+const conflicts = new Conflicts();
 let contacts;
+let detail;
+let serverStatus;
 let meetingsView;
 let live = null;
 let refreshing = null;
 let refreshAgain = false;
+// Contacts are read newest first, 500 a page: this many pages at once, then more as the person pages past them.
+const FIRST_USER_PAGES = 20;
+const MORE_USER_PAGES = 2;
+let userPages = FIRST_USER_PAGES;
+let olderUsers = null; // the cursor of the contacts older than those read; null when every one is here
+let readingOlder = null;
 
 function showSignedOut(notice) {
   live?.stop();
   live = null;
+  serverStatus?.stop();
+  detail?.close();
   users.clear();
+  userPages = FIRST_USER_PAGES;
+  olderUsers = null;
   meetings.clear();
+  conflicts.clear();
   contacts.reset();
   meetingsView.reset();
   $("dashboard").hidden = true;
@@ -63,6 +81,7 @@ function showSignedIn(session) {
   });
   refresh();
   live.start();
+  serverStatus.start();
 }
 
 function setConnection(state) {
@@ -77,8 +96,32 @@ function setConnection(state) {
 
 function handleEvent(message) {
   if (message.type === "user" && message.user) users.put(message.user);
+  else if (message.type === "user_deleted") users.remove(message.user_id);
   else if (message.type === "meeting" && message.meeting) meetings.put(message.meeting);
-  // "webhook" events are followed by the user event that carries their effect.
+  else if (message.type === "meeting_deleted") meetings.remove(message.meeting_id);
+  // A change from the CRM may have been a conflict the CRM won: read the newest conflicts again.
+  if (message.type === "webhook") readConflictsSoon();
+  if (message.type === "user" || message.type === "user_deleted") serverStatus.poke();
+}
+
+let conflictTimer = null;
+function readConflictsSoon() {
+  if (conflictTimer) return;
+  conflictTimer = window.setTimeout(() => {
+    conflictTimer = null;
+    conflicts.read();
+  }, 300);
+}
+
+/** Ask the server for the newest contacts matching a search or status: finds those beyond what this page read. */
+async function searchServer(params) {
+  try {
+    const found = await listAll("/users", 2, { ...params, order: "newest" });
+    for (const user of found) users.put(user, true);
+    contacts.render();
+  } catch (err) {
+    if (err?.status !== 401) console.warn("crmsync: search failed", err);
+  }
 }
 
 /**
@@ -106,16 +149,45 @@ function refresh() {
 async function readEverything() {
   const session = live;
   try {
-    const [userList, meetingList] = await Promise.all([listAll("/users"), listAll("/meetings")]);
+    const since = [users.now(), meetings.now()];
+    const [userRead, meetingList] = await Promise.all([
+      listPages("/users", userPages, { order: "newest" }),
+      listAll("/meetings"),
+      conflicts.read(),
+    ]);
     if (!session || live !== session) return; // signed out (or in again) meanwhile
-    users.putAll(userList);
-    meetings.putAll(meetingList);
+    users.putAll(userRead.items, since[0]);
+    olderUsers = userRead.cursor;
+    contacts.setMore(Boolean(olderUsers));
+    meetings.putAll(meetingList, since[1]);
     contacts.render();
     meetingsView.render();
     meetingsView.fillAttendeeOptions();
   } catch (err) {
     if (err?.status !== 401) console.warn("crmsync: refresh failed", err);
   }
+}
+
+/** Read the next older contacts, past those the page has: the person paged beyond them. Never throws. */
+function readOlderUsers() {
+  readingOlder ??= (async () => {
+    const session = live;
+    const from = olderUsers;
+    try {
+      if (!from) return;
+      const read = await listPages("/users", MORE_USER_PAGES, { order: "newest" }, from);
+      if (!session || live !== session || olderUsers !== from) return; // a refresh read them meanwhile
+      for (const user of read.items) users.put(user, true);
+      userPages += MORE_USER_PAGES;
+      olderUsers = read.cursor;
+      contacts.setMore(Boolean(olderUsers));
+    } catch (err) {
+      if (err?.status !== 401) console.warn("crmsync: reading older contacts failed", err);
+    } finally {
+      readingOlder = null;
+    }
+  })();
+  return readingOlder;
 }
 
 function signOut(notice) {
@@ -135,8 +207,7 @@ async function submitAuth(event, path, errorBox) {
   try {
     reply = await api("POST", path, body);
   } catch (err) {
-    if (!showFieldErrors(form, err.fields)) errorBox.textContent = describeError(err);
-    else form.querySelector('[aria-invalid="true"]')?.focus();
+    reportErrors(form, errorBox, err);
     return;
   } finally {
     setBusy(form, false);
@@ -150,7 +221,14 @@ async function submitAuth(event, path, errorBox) {
 }
 
 function start() {
-  contacts = new Contacts($("contacts"), users);
+  contacts = new Contacts($("contacts"), users, conflicts, {
+    details: (id) => detail.open(id),
+    retried: () => Promise.all([refresh(), serverStatus.read()]),
+    search: searchServer,
+    older: readOlderUsers,
+  });
+  detail = new ContactDetail($("contact-detail"), users, conflicts);
+  serverStatus = new ServerStatus($("crm-status"), (counts) => contacts.setCounts(counts));
   meetingsView = new Meetings($("meetings"), meetings, users);
   $("sign-in-form").addEventListener("submit", (e) => submitAuth(e, "/authenticate", $("sign-in-error")));
   $("sign-up-form").addEventListener("submit", (e) => submitAuth(e, "/accounts", $("sign-up-error")));

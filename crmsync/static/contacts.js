@@ -1,50 +1,91 @@
-// The contacts table (status badges, inline edit, Retry) and the form that adds a contact.
+// The contacts list: newest first, searched and filtered by status, a page at a time (older contacts are read
+// from the server as the person pages to them); the counts, "Retry all failed", and the form that adds a
+// contact. Rows are drawn by contact_rows.js, acted on by contact_edit.js.
 
-import { api, ApiError } from "./api.js";
-import {
-  announce, clearFieldErrors, formatTime, h, renderList, setAttr, setText, showFieldErrors, timeElement,
-} from "./dom.js";
+import { api } from "./api.js";
+import { RowActions } from "./contact_edit.js";
+import { FIELDS, buildRow, fillRow } from "./contact_rows.js";
+import { announce, clearFieldErrors, renderList, setAttr, setText } from "./dom.js";
+import { describeError, reportErrors, setBusy } from "./forms.js";
 
-const FIELDS = ["name", "email", "phone"];
-const LABELS = { name: "Name", email: "Email", phone: "Phone" };
+const PAGE_SIZES = [20, 50, 100, 500];
+const RENDER_DELAY_MS = 50;
+const FILTERS = ["all", "pending", "synced", "failed", "deleting"];
 
-/** The tooltip of a status badge: what the status means for this contact. */
-export function statusExplanation(user) {
-  switch (user.sync_status) {
-    case "pending":
-      return "pending: saved here, waiting to reach the CRM";
-    case "synced":
-      if (!user.last_synced_at) return "synced: the CRM has exactly this";
-      return `synced: the CRM has exactly this (last synced ${formatTime(user.last_synced_at)})`;
-    case "failed": {
-      const reason = (user.last_error || "the CRM did not take the last change").replace(/\.$/, "");
-      const next = user.next_retry_at
-        ? `next retry at ${formatTime(user.next_retry_at)}, or re-queue now with Retry`
-        : "no automatic retry is left; re-queue with Retry";
-      return `failed: ${reason}; ${next}`;
-    }
-    default:
-      return user.sync_status;
-  }
+const number = (n) => n.toLocaleString("en");
+
+/** Does the user match the search words (name, email or phone, any case)? */
+function matches(user, query) {
+  if (!query) return true;
+  const needle = query.toLowerCase();
+  const digits = needle.replace(/\D/g, "");
+  return FIELDS.some((f) => (user[f] || "").toLowerCase().includes(needle))
+    || (digits.length >= 3 && (user.phone || "").replace(/\D/g, "").includes(digits));
 }
 
 export class Contacts {
-  constructor(root, users) {
+  /**
+   * actions: details(id), retried() after "Retry all failed", search(params) to ask the server for the
+   * contacts matching a search (q) or a status (sync_status) too, older() to read older contacts.
+   */
+  constructor(root, users, conflicts, actions) {
     this.users = users;
-    this.body = root.querySelector('[data-testid="contacts-body"]');
-    this.empty = root.querySelector('[data-testid="contacts-empty"]');
-    this.form = root.querySelector('[data-testid="contact-form"]');
-    this.formError = root.querySelector('[data-testid="contact-form-error"]');
+    this.conflicts = conflicts;
+    this.actions = actions;
+    const part = (testid) => root.querySelector(`[data-testid="${testid}"]`);
+    this.body = part("contacts-body");
+    this.empty = part("contacts-empty");
+    this.form = part("contact-form");
+    this.formError = part("contact-form-error");
+    this.search = part("contact-search");
+    this.filterButtons = [...root.querySelectorAll("[data-filter]")];
+    this.retryAll = part("retry-all-failed");
+    this.pageInfo = part("page-info");
+    this.newer = part("page-newer");
+    this.older = part("page-older");
+    this.pageSize = part("page-size");
     this.rows = new Map();
     this.editing = new Set();
+    this.query = "";
+    this.filter = "all";
+    this.page = 0;
+    this.perPage = PAGE_SIZES[0];
+    this.more = false; // the server has older contacts than those read
+    this.counts = null;
+    const rowActions = new RowActions(this, users);
+    this.on = {
+      details: (id) => actions.details(id),
+      edit: (id) => rowActions.start(id),
+      cancel: (id) => rowActions.stop(id),
+      save: (event, id) => rowActions.save(event, id),
+      retry: (button, id) => rowActions.retry(button, id),
+      remove: (id) => rowActions.remove(id),
+      dismiss: (conflict) => conflicts.dismiss(conflict),
+    };
     this.form.addEventListener("submit", (event) => this.create(event));
+    let typing;
+    this.search.addEventListener("input", () => {
+      window.clearTimeout(typing);
+      typing = window.setTimeout(() => this.setQuery(this.search.value.trim()), 200);
+    });
+    for (const button of this.filterButtons) button.addEventListener("click", () => this.setFilter(button.dataset.filter));
+    this.retryAll.addEventListener("click", () => this.retryAllFailed());
+    this.newer.addEventListener("click", () => this.turn(-1));
+    this.older.addEventListener("click", () => this.turn(1));
+    this.pageSize.addEventListener("change", () => this.setPageSize(Number(this.pageSize.value)));
     users.subscribe((user, previous, bulk) => this.changed(user, previous, bulk));
+    conflicts.subscribe(() => this.render());
   }
 
   changed(user, previous, bulk) {
-    const row = this.rows.get(user.id);
-    if (previous && row) this.fillRow(row, user);
-    else if (!bulk) this.render();
+    if (!user) {
+      this.rows.get(previous.id)?.remove();
+      this.rows.delete(previous.id);
+      this.editing.delete(previous.id);
+      this.renderSoon();
+      return;
+    }
+    if (!bulk) this.renderSoon();
     if (previous && previous.sync_status !== user.sync_status) {
       const who = user.name || user.email;
       announce(user.sync_status === "failed"
@@ -53,153 +94,114 @@ export class Contacts {
     }
   }
 
-  /** Bring the table in line with the records, reusing each contact's row. */
-  render() {
-    const count = renderList(this.body, this.users.values(), this.rows,
-      (id) => this.buildRow(id), (row, user) => this.fillRow(row, user));
-    this.empty.hidden = count > 0;
+  setQuery(query) {
+    if (query === this.query) return;
+    this.query = query;
+    this.page = 0;
+    this.render();
+    if (query) this.actions.search({ q: query });
   }
 
-  buildRow(id) {
-    const cell = (name) => h("td", { dataset: { testid: `contact-${name}` } });
-    const row = h("tr", { dataset: { testid: "contact-row", id } },
-      cell("name"), cell("email"), cell("phone"), cell("status"), cell("crm-id"), cell("error"),
-      cell("next-retry"), h("td", { class: "actions", dataset: { testid: "contact-actions" } }));
-    return row;
+  setFilter(filter) {
+    this.filter = FILTERS.includes(filter) ? filter : "all";
+    this.page = 0;
+    for (const button of this.filterButtons) setAttr(button, "aria-pressed", String(button.dataset.filter === this.filter));
+    this.render();
+    // The newest of this status may be older than the contacts read so far: ask the server for them too.
+    if (this.filter !== "all" && this.more) this.actions.search({ sync_status: this.filter });
+  }
+
+  async turn(step) {
+    const target = Math.max(0, this.page + step);
+    // Past the contacts read so far: read older ones first (the button stays enabled while there are more).
+    if (step > 0 && this.more && (target + 1) * this.perPage > this.visible().length) {
+      this.older.disabled = true;
+      await this.actions.older();
+    }
+    this.page = target;
+    this.render();
+    this.body.closest("section").scrollIntoView({ block: "start" });
+  }
+
+  setPageSize(size) {
+    const first = this.page * this.perPage; // keep the first contact shown in view
+    this.perPage = PAGE_SIZES.includes(size) ? size : PAGE_SIZES[0];
+    this.page = Math.floor(first / this.perPage);
+    this.render();
+  }
+
+  /** Whether the server has older contacts than those read: the pager then offers them. */
+  setMore(more) {
+    this.more = more;
+    this.render();
+  }
+
+  /** The server's counts per status (GET /status): they count every contact, not just those loaded here. */
+  setCounts(counts) {
+    this.counts = counts;
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    for (const button of this.filterButtons) {
+      const filter = button.dataset.filter;
+      const count = filter === "all" ? total : counts[filter] ?? 0;
+      setText(button.querySelector(".count"), `(${count})`);
+      setAttr(button, "aria-label", `${button.firstChild.textContent.trim()}: ${count}`);
+    }
+    this.retryAll.disabled = !(counts.failed > 0);
+    if (this.more) this.render(); // the page info counts contacts not read yet
+  }
+
+  /** The contacts to show: matching the search and filter, newest first. */
+  visible() {
+    return this.users.values()
+      .filter((u) => (this.filter === "all" || u.sync_status === this.filter) && matches(u, this.query))
+      .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0));
+  }
+
+  /** Render once for a burst of live updates: thousands may arrive at once, and each render sorts them all. */
+  renderSoon() {
+    this.renderTimer ??= window.setTimeout(() => this.render(), RENDER_DELAY_MS);
+  }
+
+  /** Bring the table in line with the records, reusing each contact's row. */
+  render() {
+    window.clearTimeout(this.renderTimer);
+    this.renderTimer = undefined;
+    const all = this.visible();
+    const pages = Math.max(1, Math.ceil(all.length / this.perPage));
+    this.page = Math.min(this.page, pages - 1);
+    const start = this.page * this.perPage;
+    const shown = all.slice(start, start + this.perPage);
+    const count = renderList(this.body, shown, this.rows, buildRow, (row, user) => this.fillRow(row, user));
+    this.empty.hidden = count > 0;
+    setText(this.empty, this.users.values().length === 0 ? "No contacts yet. Add one above." : "No contacts match.");
+    const total = this.total(all.length);
+    setText(this.pageInfo, all.length ? `${number(start + 1)}\u2013${number(start + shown.length)} of ${total}` : "");
+    this.newer.disabled = this.page === 0;
+    this.older.disabled = this.page >= pages - 1 && !this.more;
+  }
+
+  /** How many contacts the view holds in all: the server's count where it has one, else those read. */
+  total(read) {
+    const counted = this.counts && !this.query
+      ? (this.filter === "all" ? Object.values(this.counts).reduce((a, b) => a + b, 0) : this.counts[this.filter])
+      : undefined;
+    if (this.more && counted !== undefined) return number(Math.max(counted, read));
+    return `${number(read)}${this.more ? "+" : ""}`;
   }
 
   fillRow(row, user) {
-    const cells = Object.fromEntries([...row.children].map((td) => [td.dataset.testid.slice(8), td]));
-    setAttr(row, "data-status", user.sync_status);
-    if (!this.editing.has(user.id)) {
-      for (const field of FIELDS) setText(cells[field], user[field]);
-    }
-    const explanation = statusExplanation(user);
-    if (!cells.status.firstChild) {
-      cells.status.append(
-        h("span", { class: "badge", dataset: { testid: "contact-badge" } }),
-        // The tooltip is for the mouse; screen readers get the same words here.
-        h("span", { class: "visually-hidden", dataset: { testid: "contact-status-explanation" } }));
-    }
-    const [badge, spoken] = cells.status.children;
-    setText(badge, user.sync_status);
-    setAttr(badge, "class", `badge badge-${user.sync_status}`);
-    setAttr(badge, "data-status", user.sync_status);
-    setAttr(badge, "title", explanation);
-    setText(spoken, ` (${explanation})`);
-    setText(cells["crm-id"], user.crm_id || "");
-    setAttr(cells["crm-id"], "class", user.crm_id ? "mono" : null);
-    setText(cells.error, user.last_error || "");
-    const retryCell = cells["next-retry"];
-    if ((retryCell.dataset.value ?? "") !== (user.next_retry_at || "")) {
-      retryCell.dataset.value = user.next_retry_at || "";
-      retryCell.replaceChildren(...(user.next_retry_at ? [timeElement(user.next_retry_at)] : []));
-    }
-    this.fillActions(cells.actions, user);
+    fillRow(row, user, { editing: this.editing.has(user.id), conflict: this.conflicts.latest(user.id), on: this.on });
   }
 
-  fillActions(cell, user) {
-    const editing = this.editing.has(user.id);
-    const want = editing ? "editing" : `view:${user.sync_status === "failed"}`;
-    if (cell.dataset.mode === want) return;
-    cell.dataset.mode = want;
-    if (editing) {
-      const formId = `edit-${user.id}`;
-      const form = h("form", {
-        id: formId, class: "row-form", novalidate: true, onsubmit: (e) => this.save(e, user.id),
-      });
-      const error = h("p", { class: "form-error", role: "alert", dataset: { testid: "contact-edit-error" } });
-      form.append(
-        h("button", { type: "submit", dataset: { testid: "contact-save" } }, "Save"),
-        h("button", { type: "button", class: "button-secondary", onclick: () => this.stopEditing(user.id) }, "Cancel"),
-        error);
-      cell.replaceChildren(form);
-      return;
-    }
-    const who = user.name || user.email;
-    const buttons = [h("button", {
-      type: "button", class: "button-secondary", "aria-label": `Edit ${who}`, dataset: { testid: "contact-edit" },
-      onclick: () => this.startEditing(user.id),
-    }, "Edit")];
-    if (user.sync_status === "failed") {
-      buttons.push(h("button", {
-        type: "button", "aria-label": `Retry syncing ${who}`, dataset: { testid: "contact-retry" },
-        onclick: (e) => this.retry(e.currentTarget, user.id),
-      }, "Retry"));
-    }
-    cell.replaceChildren(...buttons);
-  }
-
-  startEditing(id) {
-    const row = this.rows.get(id);
-    const user = this.users.get(id);
-    if (!row || !user) return;
-    this.editing.add(id);
-    for (const field of FIELDS) {
-      const cell = row.querySelector(`[data-testid="contact-${field}"]`);
-      const input = h("input", {
-        name: field, form: `edit-${id}`, value: user[field], "aria-label": `${LABELS[field]} of ${user.name}`,
-        type: field === "email" ? "email" : field === "phone" ? "tel" : "text",
-        dataset: { testid: `contact-edit-${field}` },
-        onkeydown: (e) => { if (e.key === "Escape") this.stopEditing(id); },
-      });
-      cell.replaceChildren(input);
-    }
-    this.fillRow(row, user);
-    row.querySelector('[data-testid="contact-edit-name"]').focus();
-  }
-
-  stopEditing(id) {
-    this.editing.delete(id);
-    const row = this.rows.get(id);
-    if (row) {
-      this.fillRow(row, this.users.get(id));
-      row.querySelector('[data-testid="contact-edit"]')?.focus();
-    }
-  }
-
-  async save(event, id) {
-    event.preventDefault();
-    const form = event.currentTarget;
-    const row = this.rows.get(id);
-    const current = this.users.get(id);
-    const changes = {};
-    for (const field of FIELDS) {
-      const value = row.querySelector(`[data-testid="contact-edit-${field}"]`).value;
-      if (value !== current[field]) changes[field] = value;
-    }
-    if (Object.keys(changes).length === 0) {
-      this.stopEditing(id);
-      return;
-    }
-    const error = form.querySelector('[data-testid="contact-edit-error"]');
-    setBusy(form, true);
+  async retryAllFailed() {
+    this.retryAll.disabled = true;
     try {
-      const user = await api("PATCH", `/users/${encodeURIComponent(id)}`, changes);
-      this.editing.delete(id);
-      this.users.put(user);
-      this.fillRow(row, this.users.get(id));
-      row.querySelector('[data-testid="contact-edit"]')?.focus();
-      announce(`Saved ${user.name}; sending the change to the CRM.`);
+      const { queued } = await api("POST", "/users/sync-failed");
+      announce(`Queued ${queued} failed ${queued === 1 ? "contact" : "contacts"} to sync again.`);
+      await this.actions.retried();
     } catch (err) {
-      setBusy(form, false);
-      for (const input of row.querySelectorAll("input")) {
-        setAttr(input, "aria-invalid", err.fields?.[input.name] ? "true" : null);
-      }
-      const reasons = Object.entries(err.fields || {})
-        .map(([field, why]) => `${LABELS[field] || field} ${String(why).replace(/\.$/, "")}.`);
-      error.textContent = reasons.length ? reasons.join(" ") : describeError(err);
-      row.querySelector('input[aria-invalid="true"]')?.focus();
-    }
-  }
-
-  async retry(button, id) {
-    button.disabled = true;
-    try {
-      this.users.put(await api("POST", `/users/${encodeURIComponent(id)}/sync`));
-    } catch (err) {
-      button.disabled = false;
-      announce(`Could not queue the retry: ${describeError(err)}`);
+      this.retryAll.disabled = false;
+      announce(`Could not queue the retries: ${describeError(err)}`);
     }
   }
 
@@ -209,6 +211,11 @@ export class Contacts {
     clearFieldErrors(form);
     this.formError.textContent = "";
     const body = Object.fromEntries(FIELDS.map((f) => [f, form.elements.namedItem(f).value]));
+    const missing = Object.fromEntries(FIELDS.filter((f) => !body[f].trim()).map((f) => [f, "is required"]));
+    if (Object.keys(missing).length) {
+      reportErrors(form, this.formError, { fields: missing });
+      return;
+    }
     setBusy(form, true);
     try {
       const user = await api("POST", "/users", body);
@@ -217,8 +224,7 @@ export class Contacts {
       form.elements.namedItem("name").focus();
       announce(`Added ${user.name}; sending it to the CRM.`);
     } catch (err) {
-      if (!showFieldErrors(form, err.fields)) this.formError.textContent = describeError(err);
-      else form.querySelector('[aria-invalid="true"]')?.focus();
+      reportErrors(form, this.formError, err);
     } finally {
       setBusy(form, false);
     }
@@ -231,17 +237,8 @@ export class Contacts {
     this.form.reset();
     clearFieldErrors(this.form);
     this.formError.textContent = "";
+    this.search.value = "";
+    this.query = "";
+    this.setFilter("all");
   }
-}
-
-/** A sentence for an API error, with the per-field reasons when there are any. */
-export function describeError(err) {
-  if (!(err instanceof ApiError)) return String(err?.message || err);
-  const reasons = Object.entries(err.fields || {}).map(([field, reason]) => `${field} ${reason}`);
-  return reasons.length ? `${err.message} ${reasons.join("; ")}.` : err.message;
-}
-
-export function setBusy(form, busy) {
-  form.toggleAttribute("aria-busy", busy);
-  for (const button of form.querySelectorAll("button")) button.disabled = busy;
 }

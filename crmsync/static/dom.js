@@ -47,20 +47,35 @@ export function timeElement(iso) {
   return h("time", { datetime: iso, title: iso }, formatTime(iso));
 }
 
-/** Show the API's per-field reasons next to the form's inputs; returns true if any was shown. */
+// What people call the API's fields; an API name never reaches the page.
+const FIELD_WORDS = {
+  name: "Name", email: "Email", phone: "Phone", title: "Title", starts_at: "Starts", ends_at: "Ends",
+  attendee_ids: "Attendees", password: "Password", password_confirmation: "Repeat password",
+};
+// Only the names no sentence would use as words ("email" in a reason is the word, not the field).
+const FIELD_NAME = new RegExp(`\\b(${Object.keys(FIELD_WORDS).filter((n) => n.includes("_")).join("|")})\\b`, "g");
+
+/** A field's reason as a sentence: "Email is required", "Ends must not be before Starts". */
+export function sayFieldError(label, reason) {
+  const words = String(reason).replace(FIELD_NAME, (name) => FIELD_WORDS[name]).replace(/\.$/, "");
+  return `${label} ${words}`;
+}
+
+/** Show per-field reasons under the inputs they are about; returns the reasons no input of the form took. */
 export function showFieldErrors(form, fields = {}) {
   clearFieldErrors(form);
-  let shown = false;
+  const rest = {};
   for (const [name, reason] of Object.entries(fields)) {
-    const input = form.elements.namedItem(name);
+    const input = fieldOf(form, name);
     const slot = form.querySelector(`[data-error-for="${CSS.escape(name)}"]`);
-    if (input instanceof Element) input.setAttribute("aria-invalid", "true");
-    if (slot) {
-      slot.textContent = `${labelOf(form, name)} ${reason}`;
-      shown = true;
+    if (!slot) {
+      rest[name] = reason;
+      continue;
     }
+    if (input instanceof Element) input.setAttribute("aria-invalid", "true");
+    slot.textContent = sayFieldError(labelOf(form, name), reason);
   }
-  return shown;
+  return rest;
 }
 
 export function clearFieldErrors(form) {
@@ -68,10 +83,37 @@ export function clearFieldErrors(form) {
   for (const slot of form.querySelectorAll("[data-error-for]")) slot.textContent = "";
 }
 
+/** Every reason in people's words, for a message that is not next to a field. */
+export function sayFieldErrors(fields = {}) {
+  return Object.entries(fields).map(([name, why]) =>
+    name === "body" ? `${String(why).replace(FIELD_NAME, (n) => FIELD_WORDS[n])}.` : `${sayFieldError(FIELD_WORDS[name] || "This", why)}.`)
+    .join(" ");
+}
+
+/** The input named `name` in a form, or in any other container (a table row edited in place). */
+function fieldOf(form, name) {
+  return form.elements?.namedItem(name) || form.querySelector(`[name="${CSS.escape(name)}"]`);
+}
+
 function labelOf(form, name) {
-  const input = form.elements.namedItem(name);
+  const input = fieldOf(form, name);
   const label = input instanceof Element && input.id ? form.querySelector(`label[for="${input.id}"]`) : null;
-  return label ? label.textContent.trim() : name;
+  // The label without its hint, e.g. "Ends (optional)" is "Ends".
+  const text = label ? [...label.childNodes].filter((n) => n.nodeType === Node.TEXT_NODE).map((n) => n.textContent).join("").trim() : "";
+  return text || FIELD_WORDS[name] || "This";
+}
+
+/** Ask before something that cannot be undone; resolves true when the person confirmed. */
+export function confirmAction(message, action = "Delete") {
+  const dialog = document.querySelector('[data-testid="confirm"]');
+  dialog.querySelector('[data-testid="confirm-text"]').textContent = message;
+  dialog.querySelector('[data-testid="confirm-ok"]').textContent = action;
+  dialog.returnValue = "";
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "ok"), { once: true });
+    dialog.showModal();
+    dialog.querySelector('[data-testid="confirm-cancel"]').focus();
+  });
 }
 
 /** Say something to screen readers through the page's polite live region (the last few stay). */
@@ -97,6 +139,12 @@ export function renderList(container, records, elements, build, fill) {
     fill(element, record);
     if (element !== before) container.insertBefore(element, before);
     else before = before.nextElementSibling;
+  }
+  // Whatever is left was shown before and is not now (filtered out, on another page, deleted).
+  while (before) {
+    const next = before.nextElementSibling;
+    before.remove();
+    before = next;
   }
   return records.length;
 }

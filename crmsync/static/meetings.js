@@ -1,8 +1,11 @@
-// Meetings: the form that adds one, and a card per meeting with "Sync to CRM" and its three steps.
+// Meetings: the form that adds one, and a card per meeting with "Sync to CRM" and its three steps,
+// Retry with the time of the next try while a failed step waits; edit and delete are meeting_actions.js.
 
 import { api } from "./api.js";
-import { describeError, setBusy } from "./contacts.js";
-import { announce, clearFieldErrors, formatTime, h, renderList, setAttr, setText, showFieldErrors } from "./dom.js";
+import { announce, clearFieldErrors, formatTime, h, renderList, setAttr, setText, timeElement } from "./dom.js";
+import { describeError, reportErrors, setBusy } from "./forms.js";
+import { MeetingActions } from "./meeting_actions.js";
+import { readMeetingForm } from "./meeting_form.js";
 import { meetingStage } from "./state.js";
 
 const STEPS = [
@@ -18,7 +21,7 @@ function stepState(meeting, index) {
   if (running) {
     if (index + 1 < running) return "done";
     if (index + 1 > running) return "waiting";
-    return meeting.last_sync_success === false ? "retrying" : "running";
+    return meeting.next_retry_at ? "retrying" : "running";
   }
   if (times.finished_at) return "done";
   if (times.started_at && meeting.last_sync_success === false) return "failed";
@@ -30,7 +33,7 @@ function stageSentence(meeting) {
   const running = meeting.in_progress_sync_status;
   if (running) {
     const base = `Step ${running} of 3: ${STEPS[running - 1].doing}…`;
-    return meeting.last_sync_success === false ? `${base} The last try failed; trying again.` : base;
+    return meeting.next_retry_at ? `${base} The last try failed; it will try again.` : base;
   }
   return { done: "Synced to the CRM.", failed: "The sync stopped with an error.", idle: "Not synced yet." }[
     meetingStage(meeting)];
@@ -46,12 +49,21 @@ export class Meetings {
     this.formError = root.querySelector('[data-testid="meeting-form-error"]');
     this.attendees = this.form.elements.namedItem("attendee_ids");
     this.cards = new Map();
+    this.editing = new Set();
+    this.actions = new MeetingActions(this, meetings, users);
     this.form.addEventListener("submit", (event) => this.create(event));
     meetings.subscribe((meeting, previous, bulk) => this.changed(meeting, previous, bulk));
     users.subscribe((user, previous, bulk) => { if (!bulk) this.usersChanged(); });
   }
 
   changed(meeting, previous, bulk) {
+    if (!meeting) {
+      this.cards.get(previous.id)?.remove();
+      this.cards.delete(previous.id);
+      this.editing.delete(previous.id);
+      this.render();
+      return;
+    }
     const card = this.cards.get(meeting.id);
     if (card) this.fillCard(card, meeting);
     else if (!bulk) this.render();
@@ -92,8 +104,14 @@ export class Meetings {
           h("h3", { id: titleId, dataset: { testid: "meeting-title" } }),
           h("p", { class: "muted", dataset: { testid: "meeting-when" } }),
           h("p", { class: "attendees", dataset: { testid: "meeting-attendees" } })),
-        h("button", { type: "button", dataset: { testid: "meeting-sync" }, onclick: () => this.sync(id) },
-          "Sync to CRM")),
+        h("div", { class: "row-buttons meeting-buttons" },
+          h("button", { type: "button", dataset: { testid: "meeting-sync" }, onclick: () => this.sync(id) },
+            "Sync to CRM"),
+          h("button", { type: "button", class: "button-secondary", dataset: { testid: "meeting-edit" },
+            onclick: () => this.actions.start(id) }, "Edit"),
+          h("button", { type: "button", class: "button-danger", dataset: { testid: "meeting-delete" },
+            onclick: () => this.actions.remove(id) }, "Delete"))),
+      h("div", { class: "meeting-edit", dataset: { testid: "meeting-edit-slot" } }),
       steps,
       h("p", { class: "stage-text", dataset: { testid: "meeting-stage-text" } }),
       h("p", { class: "result", dataset: { testid: "meeting-result" } }),
@@ -124,7 +142,12 @@ export class Meetings {
     const running = Boolean(meeting.in_progress_sync_status);
     // aria-disabled rather than disabled: the button keeps keyboard focus while the sync runs.
     setAttr(button, "aria-disabled", running ? "true" : null);
-    setText(button, running ? "Syncing…" : "Sync to CRM");
+    const label = running ? "Syncing…" : stage === "failed" ? "Retry" : "Sync to CRM";
+    setText(button, label);
+    setAttr(button, "aria-label", `${label} ${meeting.title}`);
+    for (const name of ["meeting-edit", "meeting-delete"]) {
+      setAttr(part(name), "aria-label", `${name === "meeting-edit" ? "Edit" : "Delete"} ${meeting.title}`);
+    }
   }
 
   fillResult(el, meeting) {
@@ -139,13 +162,20 @@ export class Meetings {
         h("span", { class: "error-text", dataset: { testid: "meeting-error" } },
           meeting.last_sync_error || "unknown error"),
       ];
-    } else if (meeting.last_sync_success === false) {
-      key = `retrying:${meeting.last_sync_error}`;
+    } else if (meeting.next_retry_at) {
+      key = `retrying:${meeting.last_sync_error}:${meeting.next_retry_at}`;
       children = [
-        h("span", { class: "result-label result-retrying" }, "Last try failed, retrying"),
+        h("span", { class: "result-label result-retrying" }, "Last try failed"),
         ": ",
         h("span", { class: "error-text", dataset: { testid: "meeting-retry-error" } }, meeting.last_sync_error || ""),
+        h("span", { class: "next-try", dataset: { testid: "meeting-next-retry" } },
+          // The time may have passed while the page waited for news: the try is then under way.
+          ...(Date.parse(meeting.next_retry_at) > Date.now()
+            ? [" Next try at ", timeElement(meeting.next_retry_at), "."] : [" Trying again now."])),
       ];
+    } else if (running && meeting.last_sync_success === false) {
+      key = "running-again";
+      children = ["Syncing again after a failed sync."];
     } else if (meeting.last_sync_success === true) {
       key = `ok:${meeting.last_sync_at}`;
       children = [h("span", { class: "result-label result-ok" }, "Last sync succeeded"),
@@ -205,20 +235,9 @@ export class Meetings {
     const form = this.form;
     clearFieldErrors(form);
     this.formError.textContent = "";
-    const body = { title: form.elements.namedItem("title").value };
-    const errors = {};
-    for (const name of ["starts_at", "ends_at"]) {
-      const value = form.elements.namedItem(name).value;
-      if (!value) continue;
-      const moment = new Date(value); // datetime-local: the browser's time zone
-      if (Number.isNaN(moment.getTime())) errors[name] = "is not a date and time";
-      else body[name] = moment.toISOString();
-    }
-    if (!body.starts_at && !errors.starts_at) errors.starts_at = "is required";
-    body.attendee_ids = [...this.attendees.selectedOptions].map((o) => o.value);
+    const { body, errors } = readMeetingForm(form);
     if (Object.keys(errors).length) {
-      showFieldErrors(form, errors);
-      form.querySelector('[aria-invalid="true"]')?.focus();
+      reportErrors(form, this.formError, { fields: errors });
       return;
     }
     setBusy(form, true);
@@ -229,8 +248,7 @@ export class Meetings {
       for (const option of this.attendees.options) option.selected = false;
       announce(`Added the meeting ${meeting.title}.`);
     } catch (err) {
-      if (!showFieldErrors(form, err.fields)) this.formError.textContent = describeError(err);
-      else form.querySelector('[aria-invalid="true"]')?.focus();
+      reportErrors(form, this.formError, err);
     } finally {
       setBusy(form, false);
     }
@@ -238,6 +256,7 @@ export class Meetings {
 
   reset() {
     this.cards.clear();
+    this.editing.clear();
     this.list.replaceChildren();
     this.form.reset();
     clearFieldErrors(this.form);

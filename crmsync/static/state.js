@@ -40,6 +40,14 @@ export class Records {
     this.version = version;
     this.items = new Map();
     this.listeners = [];
+    this.stamps = new Map(); // id -> the clock when its state last came in
+    this.clock = 0;
+    this.gone = new Set(); // deleted ids: a late event about one must not bring it back
+  }
+
+  /** A moment to pass to putAll: records that came in after it and are missing from the listing stay. */
+  now() {
+    return this.clock;
   }
 
   subscribe(listener) {
@@ -64,6 +72,7 @@ export class Records {
    * Listeners hear `bulk` for each record of a full listing, after which the caller renders once.
    */
   put(record, bulk = false) {
+    if (this.gone.has(record.id)) return false;
     const previous = this.items.get(record.id);
     if (previous) {
       const order = compare(this.version(record), this.versionOf(previous));
@@ -71,8 +80,19 @@ export class Records {
       if (order < 0 || (order === 0 && GUESS in previous)) return false;
     }
     this.items.set(record.id, record);
+    this.stamps.set(record.id, ++this.clock);
     for (const listener of this.listeners) listener(record, previous, bulk);
     return true;
+  }
+
+  /** Forget a record the server deleted; listeners hear (undefined, previous). */
+  remove(id) {
+    const previous = this.items.get(id);
+    this.gone.add(id);
+    if (!previous) return;
+    this.items.delete(id);
+    this.stamps.delete(id);
+    for (const listener of this.listeners) listener(undefined, previous, false);
   }
 
   /** Show at once a state we expect the server to reach; returns what it replaced, for restore(). */
@@ -92,17 +112,27 @@ export class Records {
     for (const listener of this.listeners) listener(previous, current);
   }
 
-  /** Take a full listing: newer states already here stay, and the listing's (creation) order is kept. */
-  putAll(records) {
+  /**
+   * Take a full listing read since the moment `since` (from now()): newer states already here stay,
+   * the listing's (creation) order is kept, and records missing from it are dropped (deleted meanwhile)
+   * unless their state came in after `since`.
+   */
+  putAll(records, since = Infinity) {
     for (const record of records) this.put(record, true);
     const ordered = new Map();
     for (const record of records) ordered.set(record.id, this.items.get(record.id));
     // Records that events added after the listing was read come last, as the newest.
-    for (const [id, record] of this.items) if (!ordered.has(id)) ordered.set(id, record);
+    for (const [id, record] of this.items) {
+      if (ordered.has(id)) continue;
+      if ((this.stamps.get(id) ?? 0) > since) ordered.set(id, record);
+      else this.stamps.delete(id);
+    }
     this.items = ordered;
   }
 
   clear() {
     this.items.clear();
+    this.stamps.clear();
+    this.gone.clear();
   }
 }

@@ -9,6 +9,7 @@ from ..errors import DuplicateEmail
 from ..timeutil import now_iso
 from . import jobs
 from .database import Connection, Database
+from .dialect import marks
 from .errors import UniqueViolation
 from .group_commit import GroupCommit
 from .users import User
@@ -20,7 +21,9 @@ class UserCreator:
     """Inserts users through group commit; a create returns only once its batch is committed."""
 
     def __init__(self, db: Database) -> None:
-        self._group: GroupCommit[dict[str, str], Created] = GroupCommit(db.transaction, insert_users)
+        self._group: GroupCommit[dict[str, str], Created] = GroupCommit(
+            db.transaction, insert_users, parallel=db.parallel_batches
+        )
 
     async def create(self, fields: dict[str, str]) -> Created:
         """Insert a pending user and its sync job; durable when this returns. Raises DuplicateEmail."""
@@ -29,6 +32,36 @@ class UserCreator:
     async def close(self) -> None:
         """Write what is waiting."""
         await self._group.close()
+
+
+async def create_many(db: Database, batch: list[dict[str, str]]) -> list[Created | DuplicateEmail]:
+    """Insert these users (distinct emails) and their sync jobs in one transaction, durable when this returns.
+
+    An email another user already has fails alone (DuplicateEmail with that user's id); the rest go in.
+    """
+
+    async def insert(conn: Connection) -> list[Created | DuplicateEmail]:
+        emails = [fields["email"] for fields in batch]
+        sql = f"SELECT email, id FROM users WHERE email IN ({marks(len(emails))})"  # noqa: S608 (placeholders)
+        taken = {row[0]: row[1] for row in await conn.fetch(sql, *emails)}
+        # In email order, the same for every batch (not the batch's own): two batches that share emails then
+        # never wait on each other's rows in a circle (a deadlock, on PostgreSQL). A user committed since the
+        # read above still fails alone: insert_users goes one by one then.
+        fresh = sorted((f for f in batch if f["email"] not in taken), key=lambda f: f["email"])
+        done = dict(zip((f["email"] for f in fresh), await insert_users(conn, fresh) if fresh else [], strict=True))
+        return [
+            DuplicateEmail("Another user already has this email.", id=taken[f["email"]]) if f["email"] in taken
+            else _created_or_duplicate(done[f["email"]])
+            for f in batch
+        ]  # fmt: skip
+
+    return await db.run(insert)
+
+
+def _created_or_duplicate(result: Created | Exception) -> Created | DuplicateEmail:
+    if isinstance(result, DuplicateEmail) or not isinstance(result, Exception):
+        return result
+    raise result
 
 
 async def insert_users(conn: Connection, batch: list[dict[str, str]]) -> list[Created | Exception]:

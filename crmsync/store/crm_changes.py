@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 
 import attrs
 
+from ..crm.types import CrmContact
 from ..errors import DuplicateEmail
 from ..merge import FIELDS, Merge, merge
-from ..timeutil import normalise_iso, now_iso
+from ..timeutil import now_iso
 from ..validation import normalise_contact
 from . import jobs, users
 from .database import Connection
@@ -49,22 +49,22 @@ class Applied:
         return self.merged is None
 
 
-def crm_values(record: Mapping[str, object]) -> tuple[dict[str, str], dict[str, str]]:
+def crm_values(contact: CrmContact) -> tuple[dict[str, str], dict[str, str]]:
     """The contact fields of a CRM record that pass our validation: (normalised, as the CRM holds them).
 
     A field the CRM holds in a form we would reject is left out (and logged), never stored.
     """
-    present = {f: v for f in FIELDS if isinstance(v := record.get(f), str)}
+    present = {f: v for f in FIELDS if isinstance(v := contact.fields.get(f), str)}
     clean, rejected = normalise_contact(present)
     if rejected:
-        logger.warning("crm_fields_rejected", extra={"crm_id": record.get("crm_id"), "fields": rejected})
+        logger.warning("crm_fields_rejected", extra={"crm_id": contact.crm_id, "fields": rejected})
     return clean, {f: present[f] for f in clean}
 
 
-def record_change(record: Mapping[str, object], read_since: str) -> CrmChange:
-    """A whole record read from the CRM at read_since, as a change. Raises ValueError without a timestamp."""
-    clean, raw = crm_values(record)
-    return CrmChange(clean, raw, normalise_iso(record.get("updated_at")), read_since)
+def record_change(contact: CrmContact, read_since: str) -> CrmChange:
+    """A whole record read from the CRM at read_since, as a change."""
+    clean, raw = crm_values(contact)
+    return CrmChange(clean, raw, contact.changed_at, read_since)
 
 
 async def apply_crm_record(
@@ -140,6 +140,8 @@ _APPLY = (
     "UPDATE users SET name = :l_name, email = :l_email, phone = :l_phone, synced_name = :s_name,"
     " synced_email = :s_email, synced_phone = :s_phone, crm_name_at = :t_name, crm_email_at = :t_email,"
     " crm_phone_at = :t_phone, crm_updated_at = :crm_updated_at, crm_news_at = :news_at, updated_at = :touched,"
+    # Values just taken from the CRM: this is a sync, whichever way the data went.
+    " last_synced_at = :news_at,"
     " sync_status = CASE WHEN :status = '' THEN sync_status ELSE :status END,"
     " last_error = CASE WHEN :status = 'synced' THEN NULL ELSE last_error END,"
     " next_retry_at = CASE WHEN :status = 'synced' THEN NULL ELSE next_retry_at END"

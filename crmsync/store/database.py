@@ -51,6 +51,9 @@ class Connection(Reader):
     """One connection inside a transaction."""
 
     engine: str
+    # True where write transactions run one at a time (SQLite): a write transaction then sees everything
+    # committed before it and nothing commits beside it, so reads need no row lock before them.
+    one_writer: bool = False
 
     def __init__(self) -> None:
         self._savepoints = itertools.count()
@@ -92,11 +95,15 @@ class Database(Reader):
     # Whether several processes may serve this database at once (PostgreSQL), or one only (a SQLite file).
     shared: bool
 
-    def __init__(self) -> None:
+    def __init__(self, parallel_batches: int = 1) -> None:
         self.clock_offset = 0.0  # seconds to add to this machine's clock to read the database's
         self._listeners: dict[str, list[Listener]] = defaultdict(list)
+        self._catch_ups: list[Callable[[], None]] = []
         self.storage = StorageHealth()
-        self.group: GroupCommit[tuple[LockOrder, Unit[Any]], Any] = GroupCommit(self.transaction, run_units)
+        self.parallel_batches = parallel_batches  # group-commit batches in flight at once (1: one writer)
+        self.group: GroupCommit[tuple[LockOrder, Unit[Any]], Any] = GroupCommit(
+            self.transaction, run_units, parallel=parallel_batches
+        )
         self.wrote = False  # set by _begin: whether the last transaction changed anything
 
     @asynccontextmanager
@@ -145,6 +152,18 @@ class Database(Reader):
     def listen(self, channel: str, listener: Listener) -> None:
         """Call listener(payload) for every notification on the channel, from any replica (this one too)."""
         self._listeners[channel].append(listener)
+
+    def on_listening(self, catch_up: Callable[[], None]) -> None:
+        """Call catch_up() whenever notifications start flowing after a time they may have been missed
+        (PostgreSQL's LISTEN connection came up, or back): what they would have said must be looked up."""
+        self._catch_ups.append(catch_up)
+
+    def _listening_started(self) -> None:
+        for catch_up in self._catch_ups:
+            try:
+                catch_up()
+            except Exception:  # one broken callback must not stop the others
+                logger.exception("catch_up_failed")
 
     @abc.abstractmethod
     async def notify(self, channel: str, payload: str = "") -> None:
@@ -204,14 +223,27 @@ LockOrder = tuple[str, str]  # (crm_id, user id): see users.lock_order
 
 
 async def run_units(conn: Connection, units: list[tuple[LockOrder, Unit[Any]]]) -> list[Any]:
-    """Run units of work in one transaction in lock order, each in its own savepoint: a failing unit fails alone.
+    """Run units of work in one transaction in lock order: a failing unit fails alone.
 
-    Storage trouble fails the whole batch: the transaction itself cannot commit.
+    The batch runs in one savepoint first (two statements, however many units); only when a unit
+    fails is that undone and the batch run again with a savepoint per unit. A unit touches nothing
+    but the connection, so running it again is safe. Storage trouble fails the whole batch: the
+    transaction itself cannot commit.
     """
-    results: list[Any] = [None] * len(units)
     # Rows stay locked until the commit: units that took them in arrival order would wait in a circle
     # with a sweep page or a batch of outcomes that locks the same users in lock order (a deadlock).
-    for index in sorted(range(len(units)), key=lambda i: units[i][0]):
+    ordered = sorted(range(len(units)), key=lambda i: units[i][0])
+    results: list[Any] = [None] * len(units)
+    try:
+        async with conn.savepoint():
+            for index in ordered:
+                results[index] = await units[index][1](conn)
+        return results
+    except StorageUnavailable:
+        raise
+    except Exception:  # noqa: S110 (some unit failed: find which, below)
+        pass
+    for index in ordered:
         try:
             async with conn.savepoint():
                 results[index] = await units[index][1](conn)

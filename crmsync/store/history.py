@@ -45,3 +45,24 @@ async def history(db: Database, user_id: str, limit: int = 200) -> list[dict[str
     # Each list is newest first; a stable merge keeps that order where two moments are equal.
     merged = heapq.merge(attempts, webhooks, conflicts, lifecycle, key=lambda item: item["at"], reverse=True)
     return list(merged)[:limit]
+
+
+_RECENT_CONFLICTS = (
+    "SELECT id, user_id, field, local_value, crm_value, base_value, origin, resolved_at FROM conflicts"
+    " WHERE {} ORDER BY id DESC LIMIT $1"
+)
+
+
+async def conflicts_page(db: Database, limit: int, before: int) -> tuple[list[dict[str, Any]], int | None]:
+    """Resolved conflicts of every user, newest first, older than the id cursor (0: from the newest)."""
+    if before:
+        rows = await db.fetch(_RECENT_CONFLICTS.format("id < $2"), limit + 1, before)
+    else:
+        rows = await db.fetch(_RECENT_CONFLICTS.format("TRUE"), limit + 1)
+    items = [
+        {"id": int(r["id"]), "user_id": r["user_id"], "field": r["field"], "local_value": r["local_value"],
+         "crm_value": r["crm_value"], "base_value": r["base_value"], "winner": "crm", "origin": r["origin"],
+         "resolved_at": r["resolved_at"]}
+        for r in rows[:limit]
+    ]  # fmt: skip
+    return items, (items[-1]["id"] if len(rows) > limit else None)

@@ -103,6 +103,13 @@ async def check_lease(conn: Connection, job: Job) -> None:
         raise LeaseLost(f"job {job.id} was claimed again since")
 
 
+async def lock_many(conn: Connection, job_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """Lock these jobs' rows in id order; (lease token, generation) by id."""
+    where = f"id IN ({marks(len(job_ids))})"
+    sql = f"SELECT id, lease_token, generation FROM sync_jobs WHERE {where} ORDER BY id FOR UPDATE"  # noqa: S608
+    return {int(row[0]): (int(row[1]), int(row[2])) for row in await conn.fetch(sql, *job_ids)}
+
+
 async def extend(db: Database, owner: str, job_ids: list[int], lease_until: str) -> int:
     """Extend this replica's leases on these jobs; return how many it still holds."""
     if not job_ids:
@@ -163,6 +170,23 @@ async def finish(conn: Connection, job: Job, now: str) -> bool:
     return changed == 1
 
 
+async def finish_many(conn: Connection, done: list[Job], rearmed: list[Job], now: str) -> None:
+    """Mark jobs done whose generation the caller found unchanged under lock (lock_many); release the
+    leases of those a newer change re-armed meanwhile: they run again at once."""
+    if done:
+        await conn.execute(
+            "UPDATE sync_jobs SET state = 'done', last_error = NULL, updated_at = $1, lease_owner = NULL,"  # noqa: S608
+            f" lease_until = NULL WHERE id IN ({marks(len(done), 2)})",
+            now, *(job.id for job in done),
+        )  # fmt: skip
+    if rearmed:
+        await conn.execute(
+            f"UPDATE sync_jobs SET lease_owner = NULL, lease_until = NULL WHERE id IN ({marks(len(rearmed))})",  # noqa: S608
+            *(job.id for job in rearmed),
+        )  # fmt: skip
+        await conn.notify(CHANNEL)
+
+
 async def fail(
     conn: Connection, job: Job, error: str, run_after: str | None, now: str, waits_for: str | None = None
 ) -> bool:
@@ -175,6 +199,16 @@ async def fail(
     if not changed:
         await _release(conn, job)
     return changed == 1
+
+
+async def wait_for_push(conn: Connection, job: Job, user_id: str, run_after: str, now: str) -> None:
+    """Give up this claim without using an attempt: the job runs when the user's push in flight lands
+    (its outcome wakes it), or at run_after should that push's replica die."""
+    await conn.execute(
+        "UPDATE sync_jobs SET waits_for = $1, run_after = $2, updated_at = $3, lease_owner = NULL, lease_until = NULL"
+        " WHERE id = $4 AND lease_token = $5 AND state = 'queued'",
+        user_id, run_after, now, job.id, job.lease_token,
+    )  # fmt: skip
 
 
 async def postpone(db: Database, job: Job, run_after: str) -> None:
@@ -220,6 +254,18 @@ async def wake_waiting(conn: Connection, user_id: str, now: str) -> list[int]:
         "UPDATE sync_jobs SET run_after = $1, waits_for = NULL, updated_at = $1 WHERE waits_for = $2"
         " AND state = 'queued' RETURNING id",
         now, user_id,
+    )  # fmt: skip
+    if rows:
+        await conn.notify(CHANNEL)
+    return [int(row[0]) for row in rows]
+
+
+async def wake_waiting_many(conn: Connection, user_ids: list[str], now: str) -> list[int]:
+    """wake_waiting for several users' pushes at once."""
+    rows = await conn.fetch(
+        "UPDATE sync_jobs SET run_after = $1, waits_for = NULL, updated_at = $1"  # noqa: S608
+        f" WHERE waits_for IN ({marks(len(user_ids), 2)}) AND state = 'queued' RETURNING id",
+        now, *user_ids,
     )  # fmt: skip
     if rows:
         await conn.notify(CHANNEL)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .database import Database
+from .database import Connection, Database
 
 
 async def acquire(db: Database, name: str, owner: str, until: str, now: str) -> bool:
@@ -26,3 +26,8 @@ async def release(db: Database, name: str, owner: str) -> None:
 async def holder(db: Database, name: str, now: str) -> str | None:
     """Who holds the lease now, or None."""
     return await db.fetchval("SELECT owner FROM leases WHERE name = $1 AND until >= $2", name, now)
+
+
+async def free_orphaned(conn: Connection) -> int:
+    """Inside a transaction: free the leases of replicas no longer in the table (dead, buried); how many."""
+    return await conn.execute("DELETE FROM leases WHERE owner NOT IN (SELECT id FROM replicas)")

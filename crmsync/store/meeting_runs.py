@@ -8,9 +8,9 @@ from ..timeutil import now_iso
 from . import jobs
 from .database import Connection
 from .jobs import Job
-from .meetings import Meeting, MeetingStore
+from .meetings import STAGE_JOBS, Meeting, MeetingStore
 
-STAGE_JOBS = ("meeting_contacts", "meeting_push", "meeting_associations")
+__all__ = ["STAGE_JOBS", "abandon", "advance", "fail", "start"]
 
 # Starting is a conditional update, so two requests (or replicas) at once start one run, not two.
 _START = (

@@ -9,10 +9,12 @@ import attrs
 
 from ..cache import Cache
 from ..timeutil import now_iso
+from . import jobs
 from .database import Connection, Database, Row
 from .dialect import marks
 
 STAGES = ("contacts", "meeting", "associations")
+STAGE_JOBS = ("meeting_contacts", "meeting_push", "meeting_associations")  # the sync_jobs kind of each stage
 CACHE_CHANNEL = "crmsync_meetings"
 _STAGE_COLUMNS = tuple(f"{stage}_{edge}_at" for stage in STAGES for edge in ("started", "finished"))
 
@@ -35,9 +37,10 @@ class Meeting:
     stage_times: dict[str, str | None]
     created_at: str
     updated_at: str
+    next_retry_at: str | None = None  # while a failed stage waits for its next try
 
     @classmethod
-    def from_row(cls, row: Row, attendee_ids: tuple[str, ...]) -> Meeting:
+    def from_row(cls, row: Row, attendee_ids: tuple[str, ...], next_retry_at: str | None = None) -> Meeting:
         """Build from a meetings row and its attendees."""
         success = row["last_sync_success"]
         return cls(
@@ -46,7 +49,7 @@ class Meeting:
             in_progress_sync_status=row["in_progress_sync_status"],
             last_sync_success=None if success is None else bool(success), last_sync_at=row["last_sync_at"],
             last_sync_error=row["last_sync_error"], stage_times={c: row[c] for c in _STAGE_COLUMNS},
-            created_at=row["created_at"], updated_at=row["updated_at"],
+            created_at=row["created_at"], updated_at=row["updated_at"], next_retry_at=next_retry_at,
         )  # fmt: skip
 
     @property
@@ -66,7 +69,7 @@ class Meeting:
             "attendee_ids": list(self.attendee_ids), "crm_meeting_id": self.crm_meeting_id,
             "in_progress_sync_status": self.in_progress_sync_status, "stage": self.stage,
             "last_sync_success": self.last_sync_success, "last_sync_at": self.last_sync_at,
-            "last_sync_error": self.last_sync_error, "stages": stages,
+            "last_sync_error": self.last_sync_error, "next_retry_at": self.next_retry_at, "stages": stages,
             "created_at": self.created_at, "updated_at": self.updated_at,
         }  # fmt: skip
 
@@ -79,6 +82,7 @@ class MeetingStore:
         self.cache: Cache[str, Meeting] = Cache(cache_size)
         # A meeting written by any replica is dropped from every replica's cache once the write commits.
         db.listen(CACHE_CHANNEL, lambda meeting_id: self.cache.invalidate(meeting_id))
+        db.on_listening(self.cache.clear)  # invalidations missed while the LISTEN connection was down
 
     async def changed(self, conn: Connection, meeting_id: str) -> None:
         """Inside a write transaction: every replica forgets its cached copy once this commits."""
@@ -124,6 +128,23 @@ class MeetingStore:
         self.cache.invalidate(meeting.id)
         return await self._load(meeting.id)  # type: ignore[return-value]
 
+    async def delete(self, meeting_id: str) -> bool:
+        """Delete a meeting and its attendee list, and drop its queued stage jobs; False if it is unknown.
+
+        A stage running now finishes its CRM call, then finds the meeting gone and abandons its job.
+        """
+        now = now_iso()
+        async with self.db.transaction() as conn:
+            if await conn.fetchrow("SELECT id FROM meetings WHERE id = $1 FOR UPDATE", meeting_id) is None:
+                return False
+            for kind in STAGE_JOBS:
+                await jobs.cancel(conn, kind, meeting_id, now)
+            await conn.execute("DELETE FROM meeting_attendees WHERE meeting_id = $1", meeting_id)
+            await conn.execute("DELETE FROM meetings WHERE id = $1", meeting_id)
+            await self.changed(conn, meeting_id)
+        self.cache.invalidate(meeting_id)
+        return True
+
     async def get(self, meeting_id: str) -> Meeting | None:
         """A meeting as last committed, from the cache when it is there."""
         return self.cache.get(meeting_id) or await self._load(meeting_id)
@@ -136,9 +157,18 @@ class MeetingStore:
         attendees = await self.db.fetch(
             "SELECT user_id FROM meeting_attendees WHERE meeting_id = $1 ORDER BY position", meeting_id
         )
-        meeting = Meeting.from_row(row, tuple(a[0] for a in attendees))
+        retry_at = await self._next_retry(meeting_id) if row["in_progress_sync_status"] is not None else None
+        meeting = Meeting.from_row(row, tuple(a[0] for a in attendees), retry_at)
         self.cache.put(meeting_id, meeting, since)
         return meeting
+
+    async def _next_retry(self, meeting_id: str) -> str | None:
+        """When the running stage tries again, if its last try failed (a stage job's first try has attempts 0)."""
+        return await self.db.fetchval(
+            f"SELECT run_after FROM sync_jobs WHERE entity_id = $1 AND kind IN ({marks(len(STAGE_JOBS), 2)})"  # noqa: S608
+            " AND state = 'queued' AND attempts > 0 ORDER BY run_after DESC LIMIT 1",
+            meeting_id, *STAGE_JOBS,
+        )  # fmt: skip
 
     async def list_for(self, account_id: str, limit: int, after: int) -> tuple[list[Meeting], int | None]:
         """A page of the account's meetings in creation order after the seq cursor."""

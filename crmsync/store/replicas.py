@@ -6,7 +6,10 @@ from typing import Any
 
 import attrs
 
+from . import leases
 from .database import Database, Row
+
+CHANNEL = "crmsync_replicas"  # notified when a replica joins, leaves or is buried: the others look again
 
 
 @attrs.frozen
@@ -44,6 +47,7 @@ async def register(db: Database, replica: Replica) -> None:
             "INSERT INTO replicas (id, host, pid, address, started_at, heartbeat_at) VALUES ($1, $2, $3, $4, $5, $5)",
             replica.id, replica.host, replica.pid, replica.address, replica.started_at,
         )  # fmt: skip
+        await conn.notify(CHANNEL, replica.id)
 
 
 async def heartbeat(
@@ -66,8 +70,9 @@ async def live(db: Database, since: str) -> list[Replica]:
 
 
 async def bury(db: Database, before: str) -> list[str]:
-    """Remove replicas silent since `before` (dead) and free at once the leases of every replica that is
-    not in the table (buried now or earlier, or gone without releasing them); return the ids buried now."""
+    """Remove replicas silent since `before` (dead) and free at once the leases (jobs', the sweep's, a
+    scan's) of every replica that is not in the table (buried now or earlier, or gone without releasing
+    them); return the ids buried now."""
     async with db.transaction(durable=False) as conn:
         dead = [row[0] for row in await conn.fetch("DELETE FROM replicas WHERE heartbeat_at < $1 RETURNING id", before)]
         freed = await conn.execute(
@@ -76,6 +81,9 @@ async def bury(db: Database, before: str) -> list[str]:
         )
         if freed:
             await conn.notify("crmsync_jobs")
+        await leases.free_orphaned(conn)
+        if dead:
+            await conn.notify(CHANNEL)
     return dead
 
 
@@ -83,3 +91,4 @@ async def leave(db: Database, replica_id: str) -> None:
     """Remove this process from the table (a graceful stop)."""
     async with db.transaction(durable=False) as conn:
         await conn.execute("DELETE FROM replicas WHERE id = $1", replica_id)
+        await conn.notify(CHANNEL)

@@ -23,11 +23,13 @@ logger = logging.getLogger(__name__)
 # WAL lets readers run beside the single writer. synchronous=FULL fsyncs the WAL on every commit, so a
 # 2xx means the row survives power loss too, not just a killed process; the cost is measured in bench.py.
 _PRAGMAS = (
-    "PRAGMA journal_mode = WAL",
+    "PRAGMA busy_timeout = 5000",
     "PRAGMA synchronous = FULL",
     "PRAGMA foreign_keys = ON",
-    "PRAGMA busy_timeout = 5000",
 )
+# Turning a new file into WAL takes an exclusive lock and SQLite answers "locked" at once, without its busy
+# handler, while another connection (another instance starting) holds the file; WAL then sticks to the file.
+_WAL_DEADLINE = 10.0
 _UNIQUE = re.compile(r"UNIQUE constraint failed: (\w+\.\w+)")
 # SQLite primary result codes that mean the storage itself cannot take writes.
 _STORAGE = {sqlite3.SQLITE_FULL: "the disk is full", sqlite3.SQLITE_IOERR: "the disk reported an I/O error"}
@@ -61,6 +63,7 @@ class SqliteConnection(Connection):
     """An aiosqlite connection speaking the store's statements; one trip to its thread per query."""
 
     engine = "sqlite"
+    one_writer = True
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
@@ -176,6 +179,37 @@ async def _connect(path: Path) -> aiosqlite.Connection:
     # isolation_level=None: we issue BEGIN ourselves, so sqlite3 never opens a transaction behind our back.
     conn = await aiosqlite.connect(path, isolation_level=None)
     conn.row_factory = sqlite3.Row
-    for pragma in _PRAGMAS:
-        await conn.execute(pragma)
+    # SQLite's lower() folds only A-Z; PostgreSQL's (and Python's) every letter: searches match alike.
+    # Made first: SQLite cannot replace a function while a statement (a pragma's cursor) is open.
+    await conn.create_function("lower", 1, _lower, deterministic=True)
+    try:
+        for pragma in _PRAGMAS:
+            await conn.execute(pragma)
+        await _use_wal(conn)
+    except BaseException:
+        await conn.close()
+        raise
     return conn
+
+
+async def _use_wal(conn: aiosqlite.Connection) -> None:
+    """Put the file in WAL mode, waiting while other connections opening it at the same moment hold it."""
+    deadline = asyncio.get_running_loop().time() + _WAL_DEADLINE
+    pause = 0.005
+    while True:
+        try:
+            await conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or asyncio.get_running_loop().time() + pause > deadline:
+                raise
+        async with conn.execute("PRAGMA journal_mode") as cursor:
+            row = await cursor.fetchone()
+        if row is not None and str(row[0]).lower() == "wal":
+            return  # another connection switched the file
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value

@@ -42,9 +42,10 @@ async def delete(db: Database, user_id: str, now: str) -> tuple[str, User | None
 async def request_delete(conn: Connection, user: User, now: str) -> tuple[User | None, int | None]:
     """A person deletes the contact: at once when it never reached the CRM (None, None), else it turns
     'deleting' and a job deletes the CRM record (the user, the job id). The caller holds the row lock."""
-    # Nothing to delete in the CRM: no create ever went out, or the CRM deleted the record and no new
-    # create has been sent since.
-    nothing_there = user.sync_attempts == 0 or (user.crm_deleted_id is not None and user.create_body is None)
+    # Nothing to delete in the CRM: no create ever went out, or none went out that the CRM may have
+    # applied (every create since was refused, burning its key; or the CRM deleted the record and no
+    # new create has been sent since).
+    nothing_there = user.sync_attempts == 0 or user.create_body is None
     if user.crm_id is None and nothing_there and not await jobs.in_flight(conn, user.id, now):
         await tombstone(conn, user, now, "deleted before it reached the CRM")
         return None, None
@@ -83,7 +84,7 @@ async def tombstone(conn: Connection, user: User, now: str, reason: str) -> None
     for meeting_id in meetings:
         await conn.notify(CACHE_CHANNEL, meeting_id)
     await conn.execute("DELETE FROM conflicts WHERE user_id = $1", user.id)
-    await conn.execute("UPDATE webhook_events SET payload = '{}' WHERE user_id = $1", user.id)
+    await conn.execute("UPDATE webhook_events SET payload = '{}', detail = NULL WHERE user_id = $1", user.id)
     await conn.execute(
         "UPDATE sync_jobs SET state = 'done', updated_at = $1 WHERE entity_id = $2 AND state = 'queued'", now, user.id
     )

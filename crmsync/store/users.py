@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import operator
 from typing import Any
 
 import attrs
@@ -61,7 +62,12 @@ class User:
     @classmethod
     def from_row(cls, row: Row) -> User:
         """Build from a users row (ignores columns the class does not know)."""
-        return cls(**{name: row[name] for name in _FIELD_NAMES})
+        # By position, with the positions worked out once per column layout: a sqlite3.Row finds a column
+        # by name with a scan of all of them, and the drain builds several users per record it syncs.
+        columns = tuple(row.keys())
+        if (pick := _PICKERS.get(columns)) is None:
+            pick = _PICKERS[columns] = operator.itemgetter(*(columns.index(name) for name in _FIELD_NAMES))
+        return cls(*pick(row))
 
     def public(self) -> dict[str, Any]:
         """The JSON the API returns."""
@@ -95,6 +101,7 @@ class User:
 
 
 _FIELD_NAMES = tuple(field.name for field in attrs.fields(User))
+_PICKERS: dict[tuple[str, ...], operator.itemgetter[Any]] = {}  # column layout -> the fields' positions in it
 
 
 def lock_order(crm_id: str | None, user_id: str) -> tuple[str, str]:
@@ -110,6 +117,15 @@ async def lock(conn: Connection, user_id: str) -> User | None:
     """Read a user inside a write transaction, locked until it ends (a read-then-write that stays safe)."""
     row = await conn.fetchrow("SELECT * FROM users WHERE id = $1 AND deleted_at IS NULL FOR UPDATE", user_id)
     return User.from_row(row) if row else None
+
+
+async def lock_many(conn: Connection, user_ids: list[str]) -> dict[str, User]:
+    """Lock these users' rows (tombstones aside) in one statement, in lock order; the rows by id."""
+    sql = (
+        f"SELECT * FROM users WHERE id IN ({marks(len(user_ids))}) AND deleted_at IS NULL"  # noqa: S608
+        ' ORDER BY COALESCE(crm_id, \'\') COLLATE "C", id COLLATE "C" FOR UPDATE'
+    )
+    return {row["id"]: User.from_row(row) for row in await conn.fetch(sql, *user_ids)}
 
 
 async def lock_by_crm_id(conn: Connection, crm_id: str) -> User | None:
@@ -153,19 +169,38 @@ async def by_crm_email(db: Database, email: str) -> User | None:
     return User.from_row(row) if row else None
 
 
-async def list_page(db: Database, status: str | None, limit: int, after: int) -> tuple[list[User], int | None]:
-    """A page of users in creation order after the seq cursor; returns the next cursor or None."""
-    if status is None:
-        rows = await db.fetch(
-            "SELECT * FROM users WHERE seq > $1 AND deleted_at IS NULL ORDER BY seq LIMIT $2", after, limit + 1
+_END = 2**63 - 1  # above every seq: where a newest-first listing starts
+
+
+async def list_page(
+    db: Database, status: str | None, limit: int, after: int, query: str | None = None, newest: bool = False
+) -> tuple[list[User], int | None]:
+    """A page of users after the seq cursor (0: from the start); returns the next cursor or None.
+
+    Creation order, or newest first: then the cursor is the seq the next page starts below. status keeps one
+    sync status; query keeps users whose name, email or phone holds it, ignoring case.
+    """
+    where, args = [f"seq {'<' if newest else '>'} $1", "deleted_at IS NULL"], [after or _END if newest else after]
+    if status is not None:
+        args.append(status)
+        where.append(f"sync_status = ${len(args)}")
+    if query:
+        args.append(f"%{like_escape(query.lower())}%")
+        n = len(args)
+        where.append(
+            f"(lower(name) LIKE ${n} ESCAPE '\\' OR email LIKE ${n} ESCAPE '\\' OR phone LIKE ${n} ESCAPE '\\')"
         )
-    else:
-        rows = await db.fetch(
-            "SELECT * FROM users WHERE seq > $1 AND sync_status = $2 AND deleted_at IS NULL ORDER BY seq LIMIT $3",
-            after, status, limit + 1,
-        )  # fmt: skip
+    args.append(limit + 1)
+    order = "seq DESC" if newest else "seq"
+    sql = f"SELECT * FROM users WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ${len(args)}"  # noqa: S608 (fixed parts)
+    rows = await db.fetch(sql, *args)
     next_cursor = rows[limit - 1]["seq"] if len(rows) > limit else None
     return [User.from_row(r) for r in rows[:limit]], next_cursor
+
+
+def like_escape(text: str) -> str:
+    """text with LIKE's wildcards (and the escape character itself) taken literally, under ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 async def count_by_status(db: Database) -> dict[str, int]:

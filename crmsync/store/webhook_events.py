@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from . import jobs, users
 from .database import Connection, Database
+from .users import User
 
 PRUNE_BATCH = 1_000
 
@@ -17,6 +19,50 @@ async def seen(conn: Connection, event_id: str) -> tuple[str, str | None] | None
     """(result, user id) of an event received before, or None."""
     row = await conn.fetchrow("SELECT result, user_id FROM webhook_events WHERE id = $1", event_id)
     return None if row is None else (row[0], row[1])
+
+
+async def seen_and_pushing(conn: Connection, event_id: str, user_id: str | None, now: str) -> tuple[Seen, bool]:
+    """In one round trip: what became of an event received before (None: new), and whether a replica holds
+    a live lease on the user's push (jobs.in_flight). Call it after locking the user's row, so that it
+    sees what a transaction that held the lock committed."""
+    row = await conn.fetchrow(
+        "SELECT (SELECT result FROM webhook_events WHERE id = $1), (SELECT user_id FROM webhook_events WHERE id = $1),"
+        " EXISTS (SELECT 1 FROM sync_jobs WHERE kind = $2 AND entity_id = $3 AND state = 'queued'"
+        " AND lease_until > $4)",
+        event_id, jobs.USER_PUSH, user_id or "", now,
+    )  # fmt: skip
+    return (None if row[0] is None else (row[0], row[1])), bool(row[2])
+
+
+Seen = tuple[str, str | None] | None  # (result, user id) of an event received before; None: new
+
+
+async def lock_user_for(conn: Connection, crm_id: str, event_id: str, now: str) -> tuple[User | None, Seen, bool]:
+    """For an event about crm_id: the linked user (a tombstone too) locked, and seen_and_pushing for it.
+
+    On a server the row lock is its own statement, first: the reads after it must see what the lock's
+    previous holder committed. With one writer (SQLite) nothing commits meanwhile, so one statement reads
+    all three, a round trip less per webhook.
+    """
+    if not conn.one_writer:
+        user = await users.lock_by_crm_id(conn, crm_id)
+        live = user is not None and user.deleted_at is None
+        seen, pushing = await seen_and_pushing(conn, event_id, user.id if live else None, now)
+        return user, seen, pushing
+    (row,) = await conn.fetch(_USER_SEEN_PUSHING, crm_id, event_id, jobs.USER_PUSH, now)  # always one row
+    user = None if row["id"] is None else User.from_row(row)
+    seen = None if row["seen_result"] is None else (row["seen_result"], row["seen_user"])
+    return user, seen, bool(row["pushing"])
+
+
+# One row whether or not a user is linked; its columns are the user's (NULL when none) and the three answers.
+_USER_SEEN_PUSHING = (
+    "SELECT u.*, (SELECT result FROM webhook_events WHERE id = $2) AS seen_result,"
+    " (SELECT user_id FROM webhook_events WHERE id = $2) AS seen_user,"
+    " EXISTS (SELECT 1 FROM sync_jobs WHERE kind = $3 AND entity_id = u.id AND u.deleted_at IS NULL"
+    " AND state = 'queued' AND lease_until > $4) AS pushing"
+    " FROM (SELECT 1) AS one LEFT JOIN users AS u ON u.crm_id = $1"
+)
 
 
 async def store(

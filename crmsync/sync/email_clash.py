@@ -67,7 +67,8 @@ async def _step_aside(engine: SyncEngine, user: User, tries: list[Attempt]) -> N
     await users.record_push_intent(engine.db, user.id, {"email": temporary})
     read_since = now_iso()
     try:
-        record = await engine.crm.update_user(user.crm_id, {"email": temporary}, tries, version=user.crm_updated_at)
+        version = user.crm_updated_at if engine.crm.capabilities.conditional_writes else None
+        record = await engine.crm.update_contact(user.crm_id, {"email": temporary}, tries, version=version)
     except CrmStale:
         return  # the record changed meanwhile: the next run merges it first
     await merge_record(engine, user, record, read_since)

@@ -10,7 +10,6 @@ from typing import Any
 
 from ..crm.attempts import Attempt
 from ..crm.errors import CrmError, CrmNotFound, CrmRejected, CrmUnavailable
-from ..crm.meetings import create_meeting, set_contacts, update_meeting
 from ..events import meeting_event
 from ..store import jobs, meeting_runs, users
 from ..store.jobs import Job, LeaseLost
@@ -50,14 +49,14 @@ async def _push_meeting(engine: SyncEngine, meeting: Meeting, tries: list[Attemp
     fields = {"title": meeting.title, "starts_at": meeting.starts_at, "ends_at": meeting.ends_at}
     if meeting.crm_meeting_id is not None:
         try:
-            await update_meeting(engine.crm, meeting.crm_meeting_id, fields, tries)
+            await engine.crm.update_meeting(meeting.crm_meeting_id, fields, tries)
         except CrmNotFound:
             raise CrmRejected("The meeting was deleted in the CRM.", 404) from None
         return {}
     # The key follows the content: a retry after a lost reply replays, an edited meeting is a new request.
     digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
-    created = await create_meeting(engine.crm, fields, f"crmsync-meeting-{meeting.id}-{digest}", tries)
-    return {"crm_meeting_id": created["meeting_id"]}
+    created = await engine.crm.create_meeting(fields, f"crmsync-meeting-{meeting.id}-{digest}", tries)
+    return {"crm_meeting_id": created.meeting_id}
 
 
 async def _link_contacts(engine: SyncEngine, meeting: Meeting, tries: list[Attempt]) -> dict[str, Any]:
@@ -66,7 +65,7 @@ async def _link_contacts(engine: SyncEngine, meeting: Meeting, tries: list[Attem
     crm_ids = [attendees[uid].crm_id for uid in meeting.attendee_ids if uid in attendees and attendees[uid].crm_id]
     if meeting.crm_meeting_id is None:
         raise CrmRejected("The meeting has no CRM id; sync it again.", 409)
-    await set_contacts(engine.crm, meeting.crm_meeting_id, [c for c in crm_ids if c], tries)
+    await engine.crm.set_meeting_contacts(meeting.crm_meeting_id, [c for c in crm_ids if c], tries)
     return {}
 
 

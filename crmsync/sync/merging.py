@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from ..crm.client import Record
 from ..crm.errors import CrmRejected
+from ..crm.types import CrmContact
 from ..errors import DuplicateEmail
 from ..store.crm_changes import apply_crm_record, record_change
 from ..store.users import User
 from .engine import SyncEngine
 
 
-async def merge_record(engine: SyncEngine, user: User, record: Record, read_since: str) -> User:
+async def merge_record(engine: SyncEngine, user: User, record: CrmContact, read_since: str) -> User:
     """Merge the CRM's record into the user as it is now, not as it was when the push began."""
     try:
         async with engine.db.transaction() as conn:

@@ -7,14 +7,13 @@ import logging
 import attrs
 
 from ..crm.attempts import Attempt
-from ..crm.client import Record
 from ..crm.errors import CrmError, CrmRejected
+from ..crm.types import CrmContact
 from ..events import user_event
-from ..store import jobs, users
-from ..store.database import Connection
+from ..store import jobs
 from ..store.errors import UniqueViolation
 from ..store.jobs import Job, LeaseLost
-from ..store.user_sync import Gone, mark_push_failed, record_push_failure, record_push_success
+from ..store.user_sync import Gone, PushSuccess, mark_push_failed, record_push_failure, record_push_successes
 from ..store.users import User
 from ..timeutil import now_iso
 from .engine import SyncEngine
@@ -26,7 +25,7 @@ logger = logging.getLogger(__name__)
 class Pushed:
     """What the CRM holds after a successful push; record is None when there was nothing to send."""
 
-    record: Record | None
+    record: CrmContact | None
     linked: bool = False
 
 
@@ -51,38 +50,15 @@ async def succeeded(engine: SyncEngine, outcomes: list[Outcome]) -> None:
     alone, for good, without taking the rest of the batch with it.
     """
     now = now_iso()
-
-    async def record(
-        conn: Connection,
-    ) -> tuple[list[int], list[tuple[Outcome, User]], list[Outcome], list[Outcome]]:
-        again: list[int] = []
-        stored: list[tuple[Outcome, User]] = []
-        refused: list[Outcome] = []
-        lost: list[Outcome] = []
-        # In lock order, so that two transactions locking several users never wait on each other in a circle.
-        for outcome in sorted(outcomes, key=lambda o: users.lock_order(o.user.crm_id, o.user.id)):
-            try:
-                async with conn.savepoint():
-                    job_id, row = await record_push_success(
-                        conn, outcome.job, outcome.user, outcome.pushed.record, outcome.pushed.linked,
-                        outcome.tries, outcome.started, now,
-                    )  # fmt: skip
-                    woken = await jobs.wake_waiting(conn, outcome.user.id, now)
-            except UniqueViolation:
-                refused.append(outcome)
-                continue
-            except (LeaseLost, Gone):
-                lost.append(outcome)
-                continue
-            again += [job_id, *woken] if job_id is not None else woken
-            stored.append((outcome, row))
-        return again, stored, refused, lost
-
-    again, stored, refused, lost = await engine.db.run(record)
+    pushes = [PushSuccess(o.job, o.user, o.pushed.record, o.pushed.linked, o.tries, o.started) for o in outcomes]
+    results, due = await engine.db.run(lambda conn: record_push_successes(conn, pushes, now))
+    stored = [(outcome, row) for outcome, row in zip(outcomes, results, strict=True) if isinstance(row, User)]
+    refused = [outcome for outcome, row in zip(outcomes, results, strict=True) if isinstance(row, UniqueViolation)]
+    lost = [outcome for outcome, row in zip(outcomes, results, strict=True) if isinstance(row, LeaseLost | Gone)]
+    if due:
+        engine.wake()
     for outcome in lost:
         dropped(outcome.job, outcome.user.id)
-    if again:
-        engine.wake()
     publish_users(engine, [row for _, row in stored])
     engine.metrics.syncs.labels("synced").inc(len(stored))
     for outcome, row in stored:
@@ -90,7 +66,7 @@ async def succeeded(engine: SyncEngine, outcomes: list[Outcome]) -> None:
         logger.info("sync_succeeded", extra={"user_id": row.id, "crm_id": row.crm_id, "linked": outcome.pushed.linked,
                                              "attempts": len(outcome.tries)})  # fmt: skip
     for outcome in refused:
-        crm_id = outcome.pushed.record.get("crm_id") if outcome.pushed.record else None
+        crm_id = outcome.pushed.record.crm_id if outcome.pushed.record else None
         error = CrmRejected(LINKED_ELSEWHERE.format(crm_id=crm_id), 409)
         await failed(engine, outcome.job, outcome.user, error, outcome.tries)
 
@@ -121,6 +97,8 @@ async def failed(
         engine.metrics.retries.labels("job").inc()
         logger.warning("sync_retrying", extra={**extra, "next_retry_at": run_after, "job_attempt": job.attempts + 1,
                                                "waits_for": waits_for})  # fmt: skip
+    elif row.deleting:  # a person deletes the contact: its delete job takes over, nobody needs alerting
+        logger.info("sync_ended_for_delete", extra={**extra, "job_attempt": job.attempts + 1})
     else:
         logger.error("sync_failed", extra={**extra, "next_retry_at": None, "job_attempt": job.attempts + 1})
         engine.alerter.sync_failed("user", user.id, user.email, exc.message)

@@ -30,7 +30,7 @@ async def reconcile_user(engine: SyncEngine, user_id: str) -> Applied:
         raise Conflict("This user is not in the CRM yet; it will be once its sync succeeds.")
     read_since = now_iso()
     try:
-        record = await engine.crm.get_user(user.crm_id)
+        record = await engine.crm.get_contact(user.crm_id)
     except CrmNotFound:
         await crm_lost(engine, user.id, user.crm_id, "reconcile")
         return Applied((await users.get(engine.db, user_id)) or user, None)
@@ -60,12 +60,13 @@ async def sweep(engine: SyncEngine, on_page: Callable[[], Awaitable[None]] | Non
         if on_page is not None:
             await on_page()
         read_since = now_iso()
-        records, cursor = await engine.crm.list_users(since, cursor)
-        counts["seen"] += len(records)
-        jobs = await apply_page(engine, records, read_since, counts, CHECKPOINT, engine.config.import_crm_creates)
+        page = await engine.crm.list_contacts(since, cursor)
+        cursor = page.next_cursor
+        counts["seen"] += page.seen
+        jobs = await apply_page(engine, page, read_since, counts, CHECKPOINT, engine.config.import_crm_creates)
         if jobs:
             engine.wake()
-        if not cursor or not records:
+        if not cursor or not page.seen:
             break
     logger.info("reconcile_sweep_done", extra=counts)
     return counts

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
+from ..crm.types import ContactPage
 from ..errors import DuplicateEmail
 from ..store import checkpoints, users
 from ..store.crm_changes import CrmChange, apply_crm_record, record_change
@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 async def apply_page(
     engine: SyncEngine,
-    records: list[dict[str, Any]],
+    page: ContactPage,
     read_since: str,
     counts: dict[str, int],
     checkpoint_name: str | None,
@@ -28,23 +28,19 @@ async def apply_page(
     """Apply one page; a record we cannot apply is skipped, not fatal to the rest. A record nobody here
     is linked to links the unlinked user with its email, or (import_unknown) appears here as a new user.
     Returns the ids of jobs queued (pushes of local changes the CRM still lacks)."""
-    crm_ids = [r["crm_id"] for r in records if isinstance(r, dict) and isinstance(r.get("crm_id"), str)]
-    linked = await users.ids_by_crm_id(engine.db, crm_ids)
+    linked = await users.ids_by_crm_id(engine.db, [contact.crm_id for contact in page.contacts])
     await settled(engine.db, list(linked.values()))  # our own pushes' answers come first
     changes: list[tuple[str | None, str, CrmChange]] = []  # (user id or None, crm_id, change)
     checkpoint: str | None = None
-    for record in records:
-        try:
-            change = record_change(record, read_since)
-        except (AttributeError, ValueError):
-            counts["rejected"] += 1
-            continue
+    skipped = {"rejected": len(page.malformed), "unknown": 0}
+    for contact in page.contacts:
+        change = record_change(contact, read_since)
         checkpoint = max(checkpoint or "", change.at)
-        user_id = linked.get(record.get("crm_id"))
+        user_id = linked.get(contact.crm_id)
         if user_id is None and not import_unknown:
-            counts["unknown"] += 1
+            skipped["unknown"] += 1
             continue
-        changes.append((user_id, record["crm_id"], change))
+        changes.append((user_id, contact.crm_id, change))
     # Rows locked in the order every transaction keeps (unknown records, which lock nobody's row, last).
     changes.sort(key=lambda item: (item[0] is None, users.lock_order(item[1], item[0] or "")))
 
@@ -71,6 +67,6 @@ async def apply_page(
         return jobs, tally
 
     jobs, tally = await engine.db.run(apply)
-    for key, value in tally.items():
+    for key, value in [*tally.items(), *skipped.items()]:
         counts[key] = counts.get(key, 0) + value
     return jobs

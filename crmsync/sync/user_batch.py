@@ -54,7 +54,7 @@ async def _create_batch(engine: SyncEngine, creates: list[tuple[Job, User]]) -> 
     tries: list[Attempt] = []
     started = now_iso()
     try:
-        results = await engine.crm.create_users(items, tries)
+        results = await engine.crm.create_contacts(items, tries)
     except CrmError as exc:
         if not exc.transient:
             return [job for job, _ in creates]  # the batch itself was refused: go one by one
@@ -63,9 +63,9 @@ async def _create_batch(engine: SyncEngine, creates: list[tuple[Job, User]]) -> 
         return []
     done: list[Outcome] = []
     leftovers: list[Job] = []
-    for (job, user), (status, body) in zip(creates, results, strict=True):
-        if status == 201 and isinstance(body.get("crm_id"), str):
-            done.append(Outcome(job, user, Pushed(body), _with_item_status(tries, status), started))
+    for (job, user), item in zip(creates, results, strict=True):
+        if item.contact is not None:
+            done.append(Outcome(job, user, Pushed(item.contact), _with_item_status(tries, item.status), started))
         else:
             # Rejected items (invalid, duplicate, key reused) go the single way, which knows each case.
             leftovers.append(job)

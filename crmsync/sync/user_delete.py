@@ -5,14 +5,15 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from datetime import timedelta
 
 from ..crm.attempts import Attempt
-from ..crm.errors import CrmDuplicate, CrmError, CrmNotFound, CrmUnavailable
+from ..crm.errors import CrmDuplicate, CrmError, CrmNotFound
 from ..events import user_event
 from ..store import attempts, jobs, user_life, users
 from ..store.jobs import Job, LeaseLost
 from ..store.users import User
-from ..timeutil import now_iso
+from ..timeutil import isoformat, now_iso, parse_iso
 from .engine import SyncEngine
 from .user_push import create_key
 
@@ -23,10 +24,8 @@ FAILED = "The delete in the CRM failed: {}"
 
 async def delete_user_job(engine: SyncEngine, job: Job) -> None:
     """Delete the CRM record of a user a person deleted; retried like a push, then failed for good."""
-    user = await users.get(engine.db, job.entity_id)
-    if user is None or not user.deleting:
-        async with engine.db.transaction() as conn:
-            await jobs.finish(conn, job, now_iso())
+    user = await _unless_pushing(engine, job)
+    if user is None:
         return
     tries: list[Attempt] = []
     try:
@@ -51,21 +50,37 @@ async def delete_user_job(engine: SyncEngine, job: Job) -> None:
         engine.events.publish({"type": "user_deleted", "user_id": user.id})
 
 
+async def _unless_pushing(engine: SyncEngine, job: Job) -> User | None:
+    """The user to delete, read under its lock; None when there is nothing to do now: the user is gone
+    (the job is done), or a push of it is on the wire (the delete waits for its answer, which may bring
+    the crm_id to delete, without using one of its attempts)."""
+    now = engine.db.now()
+    fallback = isoformat(parse_iso(now) + timedelta(seconds=engine.config.job_lease))
+    async with engine.db.transaction() as conn:
+        user = await users.lock(conn, job.entity_id)  # a push's outcome takes this lock before waking waiters
+        if user is None or not user.deleting:
+            await jobs.finish(conn, job, now)
+            return None
+        if not await jobs.in_flight(conn, user.id, now):
+            return user
+        await jobs.wait_for_push(conn, job, user.id, fallback, now)
+    logger.info("user_delete_waiting", extra={"user_id": user.id, "job_id": job.id, "reason": "push in flight"})
+    return None
+
+
 async def _delete_in_crm(engine: SyncEngine, user: User, tries: list[Attempt]) -> None:
     """Delete the record; learn its id first when a create was sent but its answer never came."""
-    if await jobs.pushing(engine.db, [user.id], engine.db.now()):
-        raise CrmUnavailable("Waiting for the contact's push in flight to land before deleting it.")
     crm_id = user.crm_id
-    if crm_id is None and user.sync_attempts and user.create_body:
+    if crm_id is None and user.sync_attempts and user.create_body and engine.crm.capabilities.idempotency_keys:
         # Replaying the create with its key answers the record it made, if the CRM applied it.
         try:
-            crm_id = (await engine.crm.create_user(json.loads(user.create_body), create_key(user), tries))["crm_id"]
+            crm_id = (await engine.crm.create_contact(json.loads(user.create_body), create_key(user), tries)).crm_id
         except CrmDuplicate:
             crm_id = None  # the CRM's contact with this email is not one we made: never delete a person's
     if crm_id is None:
         return  # it never reached the CRM
     with contextlib.suppress(CrmNotFound):  # gone already (a person deleted it there too): the same end
-        await engine.crm.delete_user(crm_id, tries)
+        await engine.crm.delete_contact(crm_id, tries)
 
 
 async def _failed(engine: SyncEngine, job: Job, user: User, exc: CrmError, tries: list[Attempt]) -> None:

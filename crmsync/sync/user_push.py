@@ -6,8 +6,8 @@ import json
 import logging
 
 from ..crm.attempts import Attempt
-from ..crm.client import Record
 from ..crm.errors import CrmDuplicate, CrmEmailTaken, CrmError, CrmNotFound, CrmRejected, CrmStale, CrmUnavailable
+from ..crm.types import CrmContact
 from ..store import jobs, users
 from ..store.errors import StoreError
 from ..store.jobs import Job
@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 MAX_MERGE_ROUNDS = 3
 INTERNAL = "An unexpected error interrupted this sync; it will be retried."
+NOT_OURS = "The CRM already has this email on contact {crm_id}, which this deleted contact never was."
 
 
 class DeletedInCrm(Exception):
@@ -73,7 +74,8 @@ async def _push(engine: SyncEngine, user: User, tries: list[Attempt]) -> Pushed:
     if user.crm_id is None:
         return await _create(engine, user, tries)
     crm, crm_id = engine.crm, user.crm_id
-    version = user.crm_updated_at  # the record version our snapshot is based on, for If-Match
+    conditional = crm.capabilities.conditional_writes
+    version = user.crm_updated_at if conditional else None  # the version our snapshot is based on, for If-Match
     try:
         for _ in range(MAX_MERGE_ROUNDS):
             changed = _differences(user.contact(), user.snapshot() or {})
@@ -84,16 +86,16 @@ async def _push(engine: SyncEngine, user: User, tries: list[Attempt]) -> Pushed:
                 user, record = await _read_and_merge(engine, user, tries)
                 if not _differences(user.contact(), user.snapshot() or {}):
                     return Pushed(record)
-                version = record["updated_at"]
+                version = record.version if conditional else None
                 continue
             # Noted before sending: if the reply is lost, the record's new values are known to be ours.
             await users.record_push_intent(engine.db, user.id, changed)
             try:
-                return Pushed(await crm.update_user(crm_id, changed, tries, version=version))
+                return Pushed(await crm.update_contact(crm_id, changed, tries, version=version))
             except CrmStale:
                 # The CRM changed since our snapshot: merge its record first, then push what is still ours.
                 user, record = await _read_and_merge(engine, user, tries)
-                version = record["updated_at"]
+                version = record.version
             except CrmEmailTaken as taken:
                 await clash(engine, user, taken, changed["email"], tries)
     except CrmNotFound:
@@ -106,7 +108,7 @@ async def _create(engine: SyncEngine, user: User, tries: list[Attempt]) -> Pushe
     # is the same idempotent request.
     body = json.loads(user.create_body or await users.freeze_create_body(engine.db, user))
     try:
-        record = await engine.crm.create_user(body, create_key(user), tries)
+        record = await engine.crm.create_contact(body, create_key(user), tries)
     except CrmDuplicate as duplicate:
         holder = await users.by_crm_id(engine.db, duplicate.crm_id)
         if holder is not None and holder.id != user.id:
@@ -114,18 +116,22 @@ async def _create(engine: SyncEngine, user: User, tries: list[Attempt]) -> Pushe
                 message = f"The CRM still has this email on the contact of user {holder.id}, whose change goes first."
                 raise Blocked(holder.id, message) from None
             raise CrmRejected(LINKED_ELSEWHERE.format(crm_id=duplicate.crm_id), 409) from None
+        if (current := await users.get(engine.db, user.id)) is not None and current.deleting:
+            # A person deletes this user here: the contact the CRM has with its email is not ours to take
+            # (its delete job would delete it); the create ends here, and so does the delete.
+            raise CrmRejected(NOT_OURS.format(crm_id=duplicate.crm_id), 409) from None
         # Link to the contact the CRM already has; as the source of truth its values win.
-        return Pushed(await engine.crm.get_user(duplicate.crm_id, tries), linked=True)
+        return Pushed(await engine.crm.get_contact(duplicate.crm_id, tries), linked=True)
     # Edits made since the create body was frozen are pushed by the next run, as an update: the
     # success stores the crm_id first and re-arms the job when local values differ.
     return Pushed(record)
 
 
-async def _read_and_merge(engine: SyncEngine, user: User, tries: list[Attempt]) -> tuple[User, Record]:
+async def _read_and_merge(engine: SyncEngine, user: User, tries: list[Attempt]) -> tuple[User, CrmContact]:
     """Read the CRM's record and merge it into the user as it is now."""
     assert user.crm_id is not None
     read_since = now_iso()
-    record = await engine.crm.get_user(user.crm_id, tries)
+    record = await engine.crm.get_contact(user.crm_id, tries)
     return await merge_record(engine, user, record, read_since), record
 
 

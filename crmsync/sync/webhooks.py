@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 
-import attrs
-
+from ..crm.types import WebhookEvent
 from ..errors import Conflict, NotFound, ServiceError
 from ..events import user_event
-from ..store import jobs, users, webhook_events
+from ..store import users, webhook_events
 from ..store.database import Connection, Database
 from ..timeutil import now_iso
 from .engine import SyncEngine
@@ -25,20 +23,6 @@ logger = logging.getLogger(__name__)
 # Events with these results were handled for good; a redelivery is only acknowledged.
 FINAL = ("applied", "stale", "linked", "imported", "deleted", "deleted_in_crm", "ignored")
 MAX_PAYLOAD = 16 * 1024
-
-
-@attrs.frozen
-class WebhookEvent:
-    """A verified, validated CRM change notification."""
-
-    event_id: str
-    crm_id: str
-    fields: dict[str, str]
-    timestamp: str
-    source: str
-    payload: str
-    raw_fields: dict[str, str] = attrs.Factory(dict)  # the values as the CRM holds them, before we normalise
-    kind: str = "contact.updated"
 
 
 IN_FLIGHT = Handled("in_flight")  # not applied: a push for the user is on the wire
@@ -70,6 +54,8 @@ async def receive(engine: SyncEngine, event: WebhookEvent) -> Handled:
                                "result": handled.result, "changed_fields": handled.changed_fields})  # fmt: skip
         if (user := await users.get(engine.db, handled.user_id)) is not None:
             engine.events.publish(user_event(user))
+        elif handled.result == "deleted":  # deleted here and in the CRM: this event left the tombstone
+            engine.events.publish({"type": "user_deleted", "user_id": handled.user_id})
     logger.info(f"webhook_{handled.result}", extra={**context, "user_id": handled.user_id,
                 "changed_fields": sorted(handled.changed_fields), "conflicts": list(handled.conflicts)})  # fmt: skip
     return handled
@@ -95,13 +81,13 @@ async def handle(engine: SyncEngine, event: WebhookEvent) -> Handled:
 
 
 async def _apply(conn: Connection, event: WebhookEvent, now: str, options: Options) -> Handled | None:
-    # The user's row lock comes first: the same event delivered to two replicas at once waits here,
-    # then finds the other's result below.
-    user = await users.lock_by_crm_id(conn, event.crm_id)
-    seen = await webhook_events.seen(conn, event.event_id)
+    # The user's row lock comes first: the same event delivered to two replicas at once waits there,
+    # then finds the other's result.
+    user, seen, pushing = await webhook_events.lock_user_for(conn, event.crm_id, event.event_id, now)
+    live = user is not None and user.deleted_at is None
     if seen is not None and seen[0] in FINAL:
         return Handled("duplicate", seen[1])
-    if user is not None and user.deleted_at is None and await jobs.in_flight(conn, user.id, now):
+    if live and pushing:
         return IN_FLIGHT
     change = change_of(event)
     handled = await apply_event(
@@ -124,13 +110,8 @@ async def record_rejected(db: Database, event: WebhookEvent, error: ServiceError
     await db.grouped(store, users.lock_order(event.crm_id, ""))
 
 
-async def record_invalid(db: Database, event_id: str, raw: bytes, error: ServiceError) -> None:
+async def record_invalid(db: Database, event_id: str, crm_id: str, raw: bytes, error: ServiceError) -> None:
     """Keep a verified event we could not accept, with the reason, for the history and for debugging."""
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        data = None
-    crm_id = data.get("crm_id") if isinstance(data, dict) and isinstance(data.get("crm_id"), str) else ""
     logger.warning("webhook_rejected", extra={"event_id": event_id, "crm_id": crm_id[:128], "reason": error.message})
     event = WebhookEvent(event_id, crm_id[:128], {}, "", "", raw.decode("utf-8", "replace")[:MAX_PAYLOAD])
     await record_rejected(db, event, error)

@@ -32,7 +32,7 @@ async def _pages(mock: TestClient, headers: dict[str, str], **params: Any) -> li
 async def test_list_all_oldest_first(mock: TestClient, headers: dict[str, str]) -> None:
     users = await _create(mock, headers, 3)
     resp = await mock.get("/crm/users", headers=headers)
-    assert await resp.json() == {"items": users, "next_cursor": None}
+    assert await resp.json() == {"items": users, "next_cursor": None, "total": 3}
 
 
 async def test_updated_since_returns_only_later_changes(mock: TestClient, headers: dict[str, str]) -> None:
@@ -42,8 +42,9 @@ async def test_updated_since_returns_only_later_changes(mock: TestClient, header
         await mock.patch(f"/crm/users/{users[0]['crm_id']}", json={"name": "Edited"}, headers=headers)
     ).json()
     resp = await mock.get("/crm/users", params={"updated_since": since}, headers=headers)
-    items = (await resp.json())["items"]
-    assert [u["crm_id"] for u in items] == [users[2]["crm_id"], users[3]["crm_id"], edited["crm_id"]]
+    body = await resp.json()
+    assert [u["crm_id"] for u in body["items"]] == [users[2]["crm_id"], users[3]["crm_id"], edited["crm_id"]]
+    assert body["total"] == 3  # the records changed since then, in all pages
     # An offset instead of Z, with "+" left unescaped by a careless client, still works.
     resp = await mock.get(f"/crm/users?updated_since={since[:-1]}+00:00", headers=headers)
     assert len((await resp.json())["items"]) == 3

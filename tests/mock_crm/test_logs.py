@@ -16,7 +16,7 @@ def test_json_formatter_shape() -> None:
     record = logging.LogRecord("mock_crm.x", logging.WARNING, __file__, 1, "webhook_retry", None, None)
     record.event_id = "evt_1"
     line = json.loads(JsonFormatter().format(record))
-    assert line["event"] == "webhook_retry" and line["level"] == "warning" and line["event_id"] == "evt_1"
+    assert line["event"] == "webhook_retry" and line["level"] == "WARNING" and line["event_id"] == "evt_1"
     assert line["ts"].endswith("Z")
 
 

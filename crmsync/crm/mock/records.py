@@ -1,31 +1,33 @@
-"""Reading the CRM's answers: records checked and normalised, errors turned into sentences."""
+"""Reading the mock CRM's answers: records checked and turned into CrmContacts, errors into sentences."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..timeutil import normalise_iso
-from .errors import CrmError, CrmRejected, CrmUnavailable
+from ...timeutil import normalise_iso
+from ..errors import CrmError, CrmRejected, CrmUnavailable
+from ..types import BatchItem, ContactPage, CrmContact
 
-Record = dict[str, Any]
+# The mock CRM names a contact's fields as we do.
+FIELDS = ("name", "email", "phone")
 
 
-def batch_item(result: Any) -> tuple[int, dict[str, Any]]:
-    """One batch result as (status, body); a created record is checked like a single one."""
+def batch_item(result: Any) -> BatchItem:
+    """One batch result; a created record is checked like a single one (status 0: unreadable)."""
     status = result.get("status") if isinstance(result, dict) else None
     body = result.get("body") if isinstance(result, dict) else None
     if not isinstance(status, int) or not isinstance(body, dict):
-        return 0, {}
+        return BatchItem(0)
     if status == 201:
         try:
-            return 201, record(201, body, 201)
+            return BatchItem(201, contact(201, body, 201))
         except CrmError:
-            return 0, {}
-    return status, body
+            return BatchItem(0)
+    return BatchItem(status)
 
 
-def record(status: int, body: Any, wanted: int) -> Record:
-    """A contact record, checked to carry a crm_id and a timestamp, with the timestamp in our format.
+def contact(status: int, body: Any, wanted: int) -> CrmContact:
+    """A contact record, checked to carry a crm_id and a timestamp.
 
     A success whose record is malformed is transient: a proxy or a CRM release mangled it, and the
     write may well have been applied, so the job tries again rather than giving up.
@@ -34,13 +36,35 @@ def record(status: int, body: Any, wanted: int) -> Record:
     if not isinstance(checked.get("crm_id"), str) or not checked["crm_id"]:
         raise CrmUnavailable("The CRM answered with a contact record that lacks crm_id.", status)
     try:
-        updated_at = normalise_iso(checked.get("updated_at"))
+        return to_contact(checked)
     except ValueError:
         raise CrmUnavailable("The CRM answered with a contact record that lacks a valid updated_at.", status) from None
-    return {**checked, "updated_at": updated_at}
 
 
-def expect(status: int, body: Any, wanted: int, noun: str) -> Record:
+def to_contact(record: dict[str, Any]) -> CrmContact:
+    """The mock's record as a CrmContact; ValueError without a valid updated_at. Its updated_at is its version."""
+    changed_at = normalise_iso(record.get("updated_at"))
+    fields = {f: v for f in FIELDS if isinstance(v := record.get(f), str)}
+    return CrmContact(record["crm_id"], fields, changed_at, changed_at)
+
+
+def page(items: Any, next_cursor: Any) -> ContactPage:
+    """A listing's items as a ContactPage; an item that is no readable record is counted as malformed."""
+    contacts: list[CrmContact] = []
+    malformed: list[str | None] = []
+    for item in items if isinstance(items, list) else []:
+        crm_id = item.get("crm_id") if isinstance(item, dict) else None
+        crm_id = crm_id if isinstance(crm_id, str) else None
+        try:
+            if crm_id is None:
+                raise ValueError("no crm_id")
+            contacts.append(to_contact(item))
+        except ValueError:
+            malformed.append(crm_id)
+    return ContactPage(contacts, malformed, next_cursor if isinstance(next_cursor, str) else None)
+
+
+def expect(status: int, body: Any, wanted: int, noun: str) -> dict[str, Any]:
     """The body when the status is the one wanted, else CrmRejected with the CRM's reason in words.
 
     The wanted status with a body that is no JSON object is CrmUnavailable: the answer is unusable,

@@ -1,0 +1,86 @@
+"""HubSpot's rate-limit headers as the pacer's RateLimit, and a 429's policyName as what to do about it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from crmsync.crm.hubspot.limits import Throttled, read_rate_limit, seconds_until_midnight, throttled
+from crmsync.crm.pacer import Pacer
+from crmsync.crm.types import RateLimit
+
+HEADERS = {
+    "X-HubSpot-RateLimit-Max": "190",
+    "X-HubSpot-RateLimit-Remaining": "42",
+    "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
+}
+NOON = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def test_the_ten_second_window_becomes_requests_per_second() -> None:
+    assert read_rate_limit(HEADERS) == RateLimit(19.0, 42.0, 10.0)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"X-HubSpot-RateLimit-Max": "190"},
+        {**HEADERS, "X-HubSpot-RateLimit-Max": "0"},
+        {**HEADERS, "X-HubSpot-RateLimit-Max": "lots"},
+        {**HEADERS, "X-HubSpot-RateLimit-Interval-Milliseconds": "-5"},
+        {**HEADERS, "X-HubSpot-RateLimit-Max": "inf"},
+        {**HEADERS, "X-HubSpot-RateLimit-Max": "nan"},
+        {"X-RateLimit-Limit": "20"},  # the mock's header is not HubSpot's
+    ],
+)
+def test_headers_that_name_no_usable_limit_are_ignored(headers: dict[str, str]) -> None:
+    assert read_rate_limit(headers) is None
+
+
+def test_a_missing_or_unreadable_remaining_still_gives_the_rate() -> None:
+    headers = {**HEADERS, "X-HubSpot-RateLimit-Remaining": "many"}
+    assert read_rate_limit(headers) == RateLimit(19.0, None, 10.0)
+
+
+def test_the_pacer_paces_to_the_advertised_hubspot_rate() -> None:
+    pacer = Pacer(read_rate_limit)
+    pacer.observe(HEADERS)
+    assert pacer.rate == pytest.approx(19.0 * 0.95)
+
+
+def test_a_daily_429_waits_until_midnight_in_the_accounts_zone() -> None:
+    body = {"status": "error", "message": "You have reached your daily limit.", "errorType": "RATE_LIMIT",
+            "policyName": "DAILY"}  # fmt: skip
+    assert throttled(body, {"Retry-After": "3"}, NOON, UTC) == Throttled(True, 12 * 3600.0, "DAILY")
+    # 12:00 UTC is 08:00 in New York (EDT from 8 March 2026): 16 hours to go there.
+    assert throttled(body, {}, NOON, ZoneInfo("America/New_York")).wait_seconds == 16 * 3600.0
+
+
+def test_a_ten_secondly_429_is_waited_out_for_retry_after_or_else_one_interval() -> None:
+    body = {"status": "error", "policyName": "TEN_SECONDLY_ROLLING"}
+    assert throttled(body, {"Retry-After": "2"}, NOON, UTC) == Throttled(False, 2.0, "TEN_SECONDLY_ROLLING")
+    assert throttled(body, HEADERS, NOON, UTC) == Throttled(False, 10.0, "TEN_SECONDLY_ROLLING")
+    assert throttled(body, {}, NOON, UTC) == Throttled(False, 1.0, "TEN_SECONDLY_ROLLING")
+
+
+@pytest.mark.parametrize("body", [None, "rate limited", [], {}, {"policyName": 7}, {"policyName": "SECONDLY"}])
+def test_a_429_of_any_other_shape_is_a_rolling_wait(body: object) -> None:
+    result = throttled(body, {}, NOON, UTC)
+    assert not result.daily and result.wait_seconds == 1.0
+
+
+@pytest.mark.parametrize(
+    ("now", "zone", "seconds"),
+    [
+        (datetime(2026, 3, 10, 23, 59, 30, tzinfo=UTC), UTC, 30.0),
+        (datetime(2026, 3, 10, 0, 0, tzinfo=UTC), UTC, 86400.0),
+        # New York springs forward at 02:00 on 8 March 2026: that local day has 23 hours.
+        (datetime(2026, 3, 8, 5, 0, tzinfo=UTC), ZoneInfo("America/New_York"), 23 * 3600.0),
+        (datetime(2026, 3, 10, 12, 0, tzinfo=UTC), ZoneInfo("Asia/Tokyo"), 3 * 3600.0),
+    ],
+)
+def test_seconds_until_midnight_count_real_seconds_across_dst(now: datetime, zone: ZoneInfo, seconds: float) -> None:
+    assert seconds_until_midnight(now, zone) == seconds
