@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # crmsync: one entry point for a fresh machine.
 #   ./run.sh          install if needed, then run the mock CRM (:8081) and the backend (:8080);
-#                     if either fails to start or stops, the other is stopped too and the exit is non-zero
+#                     if either fails to start or stops, the other is stopped too and the exit is non-zero;
+#                     CRMSYNC_CRM=hubspot ./run.sh runs the HubSpot fake on :8081 instead, and crmsync speaks HubSpot
 #   ./run.sh test     install the test extras (and, as root, Debian's chromium and postgresql) and run the tests
 #   ./run.sh bench    run the benchmark harness (scripts/bench.py): crmsync beside plain reference apps under
 #                     wrk's load (Debian's wrk, installed as root with apt-get when missing); --database
@@ -67,6 +68,15 @@ PYEOF
     )
     chmod 600 data/dev.env
     echo "run.sh: generated development secrets in data/dev.env"
+  fi
+  # The HubSpot fake's token and app secret (CRMSYNC_CRM=hubspot ./run.sh), added to an older dev.env too.
+  if ! grep -q '^HUBSPOT_FAKE_ACCESS_TOKEN=' data/dev.env; then
+    "$PY" - >>data/dev.env <<'PYEOF'
+import secrets
+token, app_secret = "pat-fake-" + secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+print(f"HUBSPOT_FAKE_ACCESS_TOKEN={token}\nCRMSYNC_HUBSPOT_TOKEN={token}")
+print(f"HUBSPOT_FAKE_APP_SECRET={app_secret}\nCRMSYNC_HUBSPOT_APP_SECRET={app_secret}")
+PYEOF
   fi
   set -a
   # shellcheck disable=SC1091
@@ -138,7 +148,8 @@ start_app() {
   fi
   # Its own session: a Ctrl-C reaches only this script, which then stops each app exactly once
   # (a second signal in the middle of a graceful shutdown would cut it short). env execs: $! is the app.
-  setsid env "${@:7}" "$PY" -m "$module" &
+  # shellcheck disable=SC2086 # the module may carry its arguments ("mock_crm --dialect hubspot")
+  setsid env "${@:7}" "$PY" -m $module &
   pid=$!
   APP_PIDS+=("$pid")
   APP_NAMES+=("$name")
@@ -169,15 +180,25 @@ serve() {
   export MOCK_CRM_LOG_FILE="${MOCK_CRM_LOG_FILE:-logs/mock_crm.log}"
   local host="${CRMSYNC_HOST:-127.0.0.1}" port="${CRMSYNC_PORT:-8080}"
   local crm_host="${MOCK_CRM_HOST:-127.0.0.1}" crm_port="${MOCK_CRM_PORT:-8081}"
-  # Each app finds the other on the ports used here, unless told otherwise.
-  export CRMSYNC_CRM_URL="${CRMSYNC_CRM_URL:-http://$crm_host:$crm_port}"
-  export MOCK_CRM_WEBHOOK_URL="${MOCK_CRM_WEBHOOK_URL-http://$host:$port/webhook}"
   # Whatever ends this script (a failed start, an app that died, Ctrl-C, an error) stops both apps.
   trap stop_apps EXIT
   trap 'stop_apps; exit 0' INT TERM
-  start_app "the mock CRM" mock_crm "$crm_host" "$crm_port" MOCK_CRM_PORT "$MOCK_CRM_LOG_FILE"
+  if [ "$(echo "${CRMSYNC_CRM:-mock}" | tr '[:upper:]' '[:lower:]')" = hubspot ]; then
+    # The HubSpot fake in the mock CRM's place: crmsync speaks HubSpot's API to it, and it posts
+    # v3-signed webhook batches to /webhook/hubspot.
+    export CRMSYNC_HUBSPOT_URL="${CRMSYNC_HUBSPOT_URL:-http://$crm_host:$crm_port}"
+    export HUBSPOT_FAKE_WEBHOOK_URL="${HUBSPOT_FAKE_WEBHOOK_URL-http://$host:$port/webhook/hubspot}"
+    start_app "the HubSpot fake" "mock_crm --dialect hubspot" "$crm_host" "$crm_port" MOCK_CRM_PORT \
+      "$MOCK_CRM_LOG_FILE" HUBSPOT_FAKE_HOST="$crm_host" HUBSPOT_FAKE_PORT="$crm_port" \
+      HUBSPOT_FAKE_LOG_FILE="$MOCK_CRM_LOG_FILE"
+  else
+    # Each app finds the other on the ports used here, unless told otherwise.
+    export CRMSYNC_CRM_URL="${CRMSYNC_CRM_URL:-http://$crm_host:$crm_port}"
+    export MOCK_CRM_WEBHOOK_URL="${MOCK_CRM_WEBHOOK_URL-http://$host:$port/webhook}"
+    start_app "the mock CRM" mock_crm "$crm_host" "$crm_port" MOCK_CRM_PORT "$MOCK_CRM_LOG_FILE"
+  fi
   start_app crmsync crmsync "$host" "$port" CRMSYNC_PORT "$CRMSYNC_LOG_FILE"
-  echo "run.sh: crmsync on http://$host:$port, mock CRM on :$crm_port; Ctrl-C stops both"
+  echo "run.sh: crmsync on http://$host:$port, ${APP_NAMES[0]#the } on :$crm_port; Ctrl-C stops both"
   watch_apps "the other app"
 }
 

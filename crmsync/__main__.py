@@ -11,6 +11,7 @@ from aiohttp import web
 
 from .app import create_app
 from .config import Config, ConfigError
+from .crm.select import check_crm
 from .logs import setup_logging
 from .store.engines import parse_database_url
 from .store.errors import StoreError
@@ -42,9 +43,21 @@ def main(argv: list[str] | None = None) -> int:
     port = args.port if args.port is not None else config.port
     smtp_password = config.smtp.password if config.smtp and config.smtp.password else ""
     database = parse_database_url(config.database_url)
-    secrets = (config.crm_client_secret, config.jwt_secret, *config.webhook_secrets, smtp_password, *database.passwords)
+    hubspot = config.hubspot
+    hubspot_secrets = (
+        (hubspot.token, hubspot.client_secret, hubspot.refresh_token, *hubspot.app_secrets) if hubspot else ()
+    )
+    secrets = (config.crm_client_secret, config.jwt_secret, *config.webhook_secrets, smtp_password, *database.passwords,
+               *hubspot_secrets)  # fmt: skip
     setup_logging(config.log_level, config.log_file, secrets)
-    logger.info("crmsync_starting", extra={"host": host, "port": port, "db": database.safe()})
+    try:
+        check_crm(config)
+    except ConfigError as exc:
+        # Logged as well as said: the CRM chosen is known only once the settings are read, and logs are on.
+        logger.error("crmsync_config_invalid", extra={"setting": "CRMSYNC_CRM", "reason": str(exc)})
+        print(f"crmsync: {exc}", file=sys.stderr)
+        return 2
+    logger.info("crmsync_starting", extra={"host": host, "port": port, "db": database.safe(), "crm": config.crm})
     try:
         web.run_app(create_app(config), host=host, port=port, print=None, access_log=None, loop=_event_loop())
     except StoreError as exc:

@@ -9,17 +9,32 @@ import aiohttp
 from aiohttp import web
 
 from .alerts import Alerter
-from .api import accounts, cluster, events, health, meetings, pages, reconcile, users, webhook
+from .api import (
+    accounts,
+    batch,
+    cluster,
+    conflicts,
+    events,
+    health,
+    hubspot_webhook,
+    meetings,
+    pages,
+    reconcile,
+    status,
+    users,
+    webhook,
+)
 from .api.errors import error_middleware
 from .api.events import close_sockets
 from .api.pages import STATIC
 from .auth import auth_middleware
-from .bodies import body_middleware
+from .bodies import LARGEST_BODY, body_middleware
 from .cache import Cache, RecentSet
 from .cluster import membership_context, new_replica_id
 from .config import Config
-from .crm.client import CrmClient
 from .crm.retry import attempt_tracer
+from .crm.select import build_adapter
+from .event_reads import EventReader
 from .events import EventBus
 from .keys import (
     accounts_seen_key,
@@ -39,6 +54,7 @@ from .keys import (
 )  # fmt: skip
 from .metrics import Metrics
 from .readiness import readiness_context
+from .request_log import request_log_middleware
 from .retention import retention_context
 from .signin_limit import SigninLimiter
 from .store.creates import UserCreator
@@ -50,18 +66,17 @@ from .sync.engine import SyncEngine
 from .sync.meetings import give_up_stage, stage_handler
 from .sync.outcomes import give_up
 from .sync.reconcile_job import reconcile_job
-from .sync.scans import scans_context
+from .sync.scan_schedule import scans_context
 from .sync.sweeper import sweeper_context
 from .sync.user_batch import push_users
 from .sync.user_delete import delete_user_job
 from .sync.user_push import push_user
-from .validation import MAX_BODY
 
 
 def create_app(config: Config) -> web.Application:
     """Build the backend; all I/O happens in the cleanup contexts, in order db → HTTP → workers."""
-    middlewares = [error_middleware, body_middleware, auth_middleware]
-    app = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
+    middlewares = [request_log_middleware, error_middleware, body_middleware, auth_middleware]
+    app = web.Application(middlewares=middlewares, client_max_size=LARGEST_BODY)
     app[config_key] = config
     app[alerter_key] = Alerter(config.smtp)
     app[token_cache_key] = Cache(10_000)
@@ -94,7 +109,9 @@ def create_app(config: Config) -> web.Application:
     app.router.add_get("/metrics", health.metrics)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/cluster", cluster.cluster)
+    app.router.add_get("/status", status.status)
     app.router.add_post("/users", users.create_user)
+    app.router.add_post("/users/batch", batch.create_users)
     app.router.add_post("/users/sync-failed", users.sync_failed)
     app.router.add_get("/users", users.list_users)
     app.router.add_get("/users/{user_id}", users.get_user)
@@ -108,12 +125,15 @@ def create_app(config: Config) -> web.Application:
     app.router.add_post("/import", reconcile.start_import)
     app.router.add_get("/import", reconcile.import_status)
     app.router.add_delete("/users/{user_id}", users.delete_user)
+    app.router.add_get("/conflicts", conflicts.list_conflicts)
     app.router.add_post("/webhook", webhook.receive_webhook)
+    app.router.add_post("/webhook/hubspot", hubspot_webhook.receive_hubspot_webhook)
     app.router.add_post("/meetings", meetings.create_meeting)
     app.router.add_get("/meetings", meetings.list_meetings)
     app.router.add_get("/meetings/{meeting_id}", meetings.get_meeting)
     app.router.add_put("/meetings/{meeting_id}", meetings.edit_meeting)
     app.router.add_patch("/meetings/{meeting_id}", meetings.edit_meeting)
+    app.router.add_delete("/meetings/{meeting_id}", meetings.delete_meeting)
     app.router.add_post("/meetings/{meeting_id}/sync", meetings.sync_meeting)
     app.router.add_get("/meetings/{meeting_id}/sync_status", meetings.sync_status)
     app.router.add_get("/meetings/{meeting_id}/last_sync_success", meetings.last_sync_success)
@@ -124,11 +144,12 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     config = app[config_key]
     db = await open_database(parse_database_url(config.database_url), config.db_pool)
     app[db_key] = db
-    app[events_key].attach(db)
-    app[meetings_key] = MeetingStore(db, app[config_key].meeting_cache_size)
+    meetings = app[meetings_key] = MeetingStore(db, app[config_key].meeting_cache_size)
+    app[events_key].attach(db, config.replica_heartbeat, EventReader(db, meetings))
     creator = app[creator_key] = UserCreator(db)
     yield
     await creator.close()
+    await app[events_key].detach()
     await db.close()
 
 
@@ -136,13 +157,9 @@ async def _http(app: web.Application) -> AsyncIterator[None]:
     config = app[config_key]
     timeout = aiohttp.ClientTimeout(total=config.crm_timeout, connect=min(5.0, config.crm_timeout))
     async with aiohttp.ClientSession(timeout=timeout, trace_configs=[attempt_tracer(app[metrics_key])]) as session:
-        app[crm_key] = CrmClient(
-            session, config.crm_url, config.crm_client_id, config.crm_client_secret,
-            attempts=config.crm_attempts, backoff=config.crm_backoff, max_rate_wait=config.crm_max_rate_wait,
-            token_timeout=config.crm_token_timeout,
-        )  # fmt: skip
+        app[crm_key] = build_adapter(config, session)
         yield
-        await app[crm_key].tokens.close()
+        await app[crm_key].transport.tokens.close()
 
 
 async def _engine(app: web.Application) -> AsyncIterator[None]:

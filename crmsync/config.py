@@ -6,6 +6,7 @@ import functools
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
@@ -30,6 +31,21 @@ class SmtpConfig:
 
 
 @attrs.frozen
+class HubSpotSettings:
+    """How to reach a HubSpot account (CRMSYNC_CRM=hubspot): a static token, or OAuth with a refresh token."""
+
+    url: str = "https://api.hubapi.com"
+    token: str = attrs.field(default="", repr=False)  # a private (or static) app token, sent as Bearer
+    client_id: str = ""
+    client_secret: str = attrs.field(default="", repr=False)
+    refresh_token: str = attrs.field(default="", repr=False)
+    app_secrets: tuple[str, ...] = attrs.field(default=(), repr=False)  # sign webhooks (v3); several in a rotation
+    app_id: int | None = None  # our app's id: its own API changes are told apart from other integrations'
+    webhook_url: str = ""  # the public URL HubSpot posts to (signed over it); the request's own URL when empty
+    timezone: str = "UTC"  # the account's time zone: HubSpot resets daily limits at its midnight
+
+
+@attrs.frozen
 class Config:
     """Everything the backend needs to run; secrets are kept out of repr()."""
 
@@ -41,6 +57,9 @@ class Config:
     # sqlite:///relative/path, sqlite:////absolute/path, or postgresql://user:password@host:port/dbname
     database_url: str = attrs.field(default="sqlite:///data/crmsync.db", repr=False)
     db_pool: int = 10
+    # Which CRM the adapter speaks to: "mock" (mock_crm/) or "hubspot" (then hubspot holds its settings).
+    crm: str = "mock"
+    hubspot: HubSpotSettings | None = None
     crm_url: str = "http://127.0.0.1:8081"
     crm_client_id: str = "crmsync"
     workers: int = 8
@@ -57,12 +76,13 @@ class Config:
     # Bound on one CRM token fetch, its retries included; every waiting push fails over after it.
     crm_token_timeout: float = 5.0
     smtp: SmtpConfig | None = None
+    # Seconds before a job's 1st, 2nd, ... retry (the last repeats), each ±20 %; CRMSYNC_JOB_BACKOFF.
+    job_backoff: tuple[float, ...] = (30.0, 120.0, 600.0, 1800.0, 7200.0)
     # Tuning knobs that tests shorten; not read from the environment.
     crm_attempts: int = 3
     crm_backoff: float = 0.5
     crm_timeout: float = 10.0
     crm_max_rate_wait: float = 60.0
-    job_backoff: tuple[float, ...] = (30.0, 120.0, 600.0, 1800.0, 7200.0)
     token_ttl: float = 24 * 3600.0
     shutdown_timeout: float = 10.0
     # A claimed job's lease: extended while it runs; another replica takes it once it runs out.
@@ -73,6 +93,8 @@ class Config:
     import_crm_creates: bool = True
     # Seconds between full reconciles (every linked user checked against the CRM); 0 = never.
     full_reconcile_interval: float = 86400.0
+    # Seconds between looks at that timer, at most (how late a turn, or the resume of a stopped one, starts).
+    full_reconcile_tick: float = 30.0
     # Replicas heartbeat this often; one silent for replica_dead_after is taken for dead, its jobs freed.
     replica_heartbeat: float = 2.0
     replica_dead_after: float = 10.0
@@ -105,16 +127,20 @@ class Config:
             if not smtp.recipients:
                 raise ConfigError("CRMSYNC_SMTP_TO must name at least one recipient when CRMSYNC_SMTP_HOST is set")
         log_file = reader.text("CRMSYNC_LOG_FILE", "")
+        crm = reader.choice("CRMSYNC_CRM", "mock", ("MOCK", "HUBSPOT")).lower()
+        mock = crm == "mock"  # the mock CRM's client secret and webhook secrets are needed only to talk to it
         return cls(
             host=reader.text("CRMSYNC_HOST", "127.0.0.1"),
             port=reader.integer("CRMSYNC_PORT", 8080, low=0, high=65535),
             database_url=reader.database_url(),
             db_pool=reader.integer("CRMSYNC_DB_POOL", 10, low=1, high=1000),
+            crm=crm,
+            hubspot=None if mock else reader.hubspot(),
             crm_url=reader.url("CRMSYNC_CRM_URL", "http://127.0.0.1:8081"),
             crm_client_id=reader.text("CRMSYNC_CRM_CLIENT_ID", "crmsync"),
-            crm_client_secret=reader.secret("CRMSYNC_CRM_CLIENT_SECRET"),
+            crm_client_secret=reader.secret("CRMSYNC_CRM_CLIENT_SECRET") if mock else "",
             jwt_secret=reader.secret("CRMSYNC_JWT_SECRET", min_length=32),
-            webhook_secrets=reader.webhook_secrets("CRMSYNC_WEBHOOK_SECRET"),
+            webhook_secrets=reader.webhook_secrets("CRMSYNC_WEBHOOK_SECRET") if mock else (),
             workers=reader.integer("CRMSYNC_WORKERS", 8, low=1, high=256),
             batch_size=reader.integer("CRMSYNC_BATCH_SIZE", 100, low=1, high=100),
             meeting_cache_size=reader.integer("CRMSYNC_MEETING_CACHE", 10_000, low=0, high=10_000_000),
@@ -122,7 +148,10 @@ class Config:
             log_level=reader.choice("CRMSYNC_LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
             reconcile_interval=reader.number("CRMSYNC_RECONCILE_INTERVAL", 300.0, low=0),
             job_retries=reader.integer("CRMSYNC_JOB_RETRIES", 5, low=0, high=100),
+            job_backoff=reader.seconds_list("CRMSYNC_JOB_BACKOFF", (30.0, 120.0, 600.0, 1800.0, 7200.0)),
             job_lease=reader.number("CRMSYNC_JOB_LEASE", 30.0, low=1, high=3600),
+            replica_heartbeat=(heartbeat := reader.number("CRMSYNC_REPLICA_HEARTBEAT", 2.0, low=0.1, high=300)),
+            replica_dead_after=reader.number("CRMSYNC_REPLICA_DEAD_AFTER", 10.0, low=2 * heartbeat, high=3600),
             on_crm_delete=reader.choice("CRMSYNC_ON_CRM_DELETE", "unlink", ("UNLINK", "DELETE")).lower(),
             import_crm_creates=reader.boolean("CRMSYNC_IMPORT_CRM_CREATES", True),
             full_reconcile_interval=reader.number("CRMSYNC_FULL_RECONCILE_INTERVAL", 86400.0, low=0),
@@ -188,6 +217,19 @@ class _Reader:
             raise ConfigError(f"{name} must be at most {high}, got {raw}")
         return value
 
+    def seconds_list(self, name: str, default: tuple[float, ...]) -> tuple[float, ...]:
+        """Seconds separated by commas or spaces (each above 0), e.g. a schedule of retries."""
+        raw = self.text(name, "")
+        if not raw:
+            return default
+        try:
+            values = tuple(float(part) for part in raw.replace(",", " ").split())
+        except ValueError:
+            raise ConfigError(f"{name} must be numbers of seconds separated by commas, got {raw!r}") from None
+        if not all(0 < value <= 86400 for value in values):
+            raise ConfigError(f"{name} must hold seconds between 0 and 86400 (0 excluded), got {raw!r}")
+        return values
+
     def boolean(self, name: str, default: bool) -> bool:
         raw = self.text(name, "true" if default else "false").lower()
         if raw not in ("true", "false", "1", "0", "yes", "no"):
@@ -211,6 +253,42 @@ class _Reader:
         except ValueError as exc:
             raise ConfigError(f"{name} is not usable: {exc}") from None
         return url
+
+    def hubspot(self) -> HubSpotSettings:
+        """CRMSYNC_HUBSPOT_*: a token, or the three OAuth settings; the app secret(s) for webhooks."""
+        token = self.text("CRMSYNC_HUBSPOT_TOKEN", "")
+        oauth = {name: self.text(f"CRMSYNC_HUBSPOT_{name.upper()}", "")
+                 for name in ("client_id", "client_secret", "refresh_token")}  # fmt: skip
+        if not token and not all(oauth.values()):
+            raise ConfigError(
+                "CRMSYNC_CRM=hubspot needs CRMSYNC_HUBSPOT_TOKEN (a private app token) or all of "
+                "CRMSYNC_HUBSPOT_CLIENT_ID, CRMSYNC_HUBSPOT_CLIENT_SECRET and CRMSYNC_HUBSPOT_REFRESH_TOKEN"
+            )
+        secrets = tuple(self.text("CRMSYNC_HUBSPOT_APP_SECRET", "").split())
+        if not secrets and oauth["client_secret"]:
+            secrets = (oauth["client_secret"],)  # HubSpot signs a public app's webhooks with its client secret
+        app_id = self.text("CRMSYNC_HUBSPOT_APP_ID", "")
+        if app_id and not app_id.isdigit():
+            raise ConfigError(f"CRMSYNC_HUBSPOT_APP_ID must be a whole number, got {app_id!r}")
+        zone = self.text("CRMSYNC_HUBSPOT_TIMEZONE", "UTC")
+        try:
+            ZoneInfo(zone)
+        except (ValueError, ZoneInfoNotFoundError):
+            raise ConfigError(
+                f"CRMSYNC_HUBSPOT_TIMEZONE must be a time zone name such as Europe/Berlin, got {zone!r}"
+            ) from None
+        webhook_url = self.text("CRMSYNC_HUBSPOT_WEBHOOK_URL", "")  # kept exactly: the signature covers it
+        if webhook_url and not webhook_url.startswith(("http://", "https://")):
+            raise ConfigError(f"CRMSYNC_HUBSPOT_WEBHOOK_URL must be an http:// or https:// URL, got {webhook_url!r}")
+        return HubSpotSettings(
+            url=self.url("CRMSYNC_HUBSPOT_URL", "https://api.hubapi.com"),
+            token=token,
+            **oauth,
+            app_secrets=secrets,
+            app_id=int(app_id) if app_id else None,
+            webhook_url=webhook_url,
+            timezone=zone,
+        )
 
     def url(self, name: str, default: str) -> str:
         value = self.text(name, default).rstrip("/")

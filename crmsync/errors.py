@@ -58,6 +58,10 @@ class TooManyAttempts(ServiceError):
         self.retry_after = retry_after
 
 
+class RetryLater(ServiceError):
+    """Part of what was sent cannot be taken yet (a push in flight, a contact not linked yet): send it again."""
+
+
 class UpstreamRejected(ServiceError):
     """The CRM refused what we asked of it."""
 

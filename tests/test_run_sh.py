@@ -15,6 +15,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -171,6 +172,47 @@ async def test_start_announces_both_and_ctrl_c_stops_both(
     assert "run.sh: stopped" in run.output
     all_stopped(checkout, env)
     assert (checkout / "data" / "dev.env").is_file() and (checkout / "logs" / "crmsync.log").is_file()
+
+
+async def test_crmsync_crm_hubspot_runs_the_hubspot_fake_and_a_contact_syncs_both_ways(
+    run_sh: Callable[..., Awaitable[RunSh]], checkout: Path
+) -> None:
+    env = {**ports(), "CRMSYNC_CRM": "hubspot"}
+    run = await run_sh(**env)
+    await run.announced()
+    assert f"HubSpot fake on :{env['MOCK_CRM_PORT']}" in run.output
+    secrets = dict(line.split("=", 1) for line in (checkout / "data" / "dev.env").read_text().splitlines())
+    base, fake = f"http://127.0.0.1:{env['CRMSYNC_PORT']}", f"http://127.0.0.1:{env['MOCK_CRM_PORT']}"
+    as_app = {"Authorization": f"Bearer {secrets['HUBSPOT_FAKE_ACCESS_TOKEN']}"}
+    password = "correct horse battery"
+    async with aiohttp.ClientSession() as session:
+        signup = {"email": "hs@example.com", "password": password, "password_confirmation": password}
+        async with session.post(f"{base}/accounts", json=signup) as resp:
+            auth = {"Authorization": f"Bearer {(await resp.json())['auth_token']}"}
+        contact = {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0000"}
+        async with session.post(f"{base}/users", json=contact, headers=auth) as resp:
+            user_id = (await resp.json())["id"]
+
+        async def user() -> dict[str, Any]:
+            async with session.get(f"{base}/users/{user_id}", headers=auth) as resp:
+                return await resp.json()
+
+        async def synced() -> bool:
+            return (await user())["sync_status"] == "synced"
+
+        await eventually(synced, 15)
+        crm_id = (await user())["crm_id"]
+        async with session.patch(f"{fake}/_fake/contacts/{crm_id}", json={"properties": {"lastname": "King"}},
+                                 headers=as_app) as resp:  # fmt: skip
+            assert resp.status == 200  # a person in HubSpot; the fake's signed webhook batch follows
+
+        async def renamed() -> bool:
+            return (await user())["name"] == "Ada King"
+
+        await eventually(renamed, 15)
+    os.killpg(run.proc.pid, signal.SIGINT)
+    assert await run.exit_code() == 0, run.output
+    all_stopped(checkout, env)
 
 
 async def healthy(_: web.Request) -> web.Response:

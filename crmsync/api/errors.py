@@ -15,6 +15,7 @@ from ..errors import (
     InvalidCredentials,
     NotFound,
     RequestTimeout,
+    RetryLater,
     ServiceError,
     TooManyAttempts,
     Unauthorized,
@@ -42,6 +43,7 @@ _ANSWERS: dict[type[Exception], tuple[int, str, int | None]] = {
     TooManyAttempts: (429, "too_many_attempts", None),
     UpstreamRejected: (502, "crm_rejected", None),
     UpstreamUnavailable: (503, "crm_unavailable", 10),
+    RetryLater: (503, "retry_later", 5),
     StorageUnavailable: (503, "storage_unavailable", 30),
     TransientConflict: (503, "busy", 1),
 }

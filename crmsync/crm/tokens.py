@@ -19,8 +19,11 @@ Fetch = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
 class TokenManager:
     """Hands out a valid access token; every waiter shares one fetch and learns its outcome at once."""
 
-    def __init__(self, fetch: Fetch, timeout: float, health: CrmHealth) -> None:
+    def __init__(
+        self, fetch: Fetch, timeout: float, health: CrmHealth, settings: str = "CRMSYNC_CRM_CLIENT_ID/SECRET"
+    ) -> None:
         self._fetch = fetch
+        self._settings = settings  # what to check when the CRM refuses the credentials
         self._timeout = timeout
         self._health = health
         self._token: str | None = None
@@ -66,9 +69,7 @@ class TokenManager:
         token, expires_in = body.get("access_token"), body.get("expires_in")
         if status != 200 or not isinstance(token, str) or not isinstance(expires_in, int | float):
             if status in (400, 401):
-                raise self._failed(
-                    "The CRM refused our client credentials; check CRMSYNC_CRM_CLIENT_ID/SECRET.", status, body
-                )
+                raise self._failed(f"The CRM refused our client credentials; check {self._settings}.", status, body)
             raise self._failed(f"The CRM did not issue an access token (HTTP {status}).", status, body)
         # Refresh a little early so a token never expires in flight; short-lived tokens refresh at 90 %.
         self._refresh_at = time.monotonic() + expires_in - min(30.0, expires_in * 0.1)
@@ -84,3 +85,20 @@ class TokenManager:
         logger.log(level, "crm_token_failed", extra={"status": status, "error": (body or {}).get("error"),
                                                      "reason": message})  # fmt: skip
         return CrmUnavailable(message, status)
+
+
+class StaticToken:
+    """A token that does not expire (HubSpot's private app tokens): handed out as it is, never fetched."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    async def get(self) -> str:
+        """The token."""
+        return self._token
+
+    def invalidate(self, token: str) -> None:
+        """Nothing to do: a refused static token stays refused, and the transport says so."""
+
+    async def close(self) -> None:
+        """Nothing runs."""

@@ -23,15 +23,19 @@ logger = logging.getLogger(__name__)
 
 RunJobs = Callable[[list[Job]], Awaitable[None]]
 POLL = 1.0  # seconds between looks at the table when nothing wakes the dispatcher
+HELD_POLL = 30.0  # seconds between looks at a CRM that takes nothing until its daily reset
 
 
 class Dispatcher:
     """One per replica: claim, run on up to `workers` slots of up to `batch_size` jobs, keep the leases."""
 
     def __init__(
-        self, db: Database, run_jobs: RunJobs, owner: str, workers: int, batch_size: int, lease: float
-    ) -> None:
+        self, db: Database, run_jobs: RunJobs, owner: str, workers: int, batch_size: int, lease: float,
+        held: Callable[[], float] = lambda: 0.0,
+    ) -> None:  # fmt: skip
+        """held says for how many seconds the CRM takes nothing (a spent daily limit): no claims until then."""
         self._db = db
+        self._held = held
         self._run_jobs = run_jobs
         self.owner = owner
         self._workers = workers
@@ -51,6 +55,7 @@ class Dispatcher:
     def start(self) -> None:
         """Start claiming, and keeping the leases of what runs."""
         self._db.listen(jobs.CHANNEL, lambda _: self._wake.set())
+        self._db.on_listening(self._wake.set)
         self._tasks = [
             asyncio.create_task(self._claim_forever(), name="dispatcher"),
             asyncio.create_task(self._keep_leases(), name="lease-keeper"),
@@ -81,6 +86,9 @@ class Dispatcher:
                 await asyncio.wait(list(self._slots), return_when=asyncio.FIRST_COMPLETED)
                 continue
             self._wake.clear()
+            if (held := self._held()) > 0:  # the jobs wait in the table, their retry budgets untouched
+                await self._sleep(min(held, HELD_POLL))
+                continue
             try:
                 claimed = await self._claim(free * self._batch_size)
             except StoreError as exc:  # the database is away: look again shortly, the jobs wait in the table

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..alerts import Alerter
 from ..config import Config
-from ..crm.client import CrmClient
+from ..crm.adapter import CrmAdapter
 from ..events import EventBus
 from ..metrics import Metrics
 from ..store import jobs
@@ -39,7 +39,7 @@ class SyncEngine:
         self,
         config: Config,
         db: Database,
-        crm: CrmClient,
+        crm: CrmAdapter,
         alerter: Alerter,
         meetings: MeetingStore,
         events: EventBus,
@@ -55,8 +55,9 @@ class SyncEngine:
         self.alerter = alerter
         self.replica_id = replica_id
         self.dispatcher = Dispatcher(
-            db, self.run_jobs, replica_id, config.workers, config.batch_size, config.job_lease
+            db, self.run_jobs, replica_id, config.workers, config.batch_size, config.job_lease, self._crm_held
         )  # fmt: skip
+        self._alerted_hold = 0.0
         self._handlers: dict[str, JobHandler] = {}
         self._batch_handlers: dict[str, BatchHandler] = {}
         self._give_up: dict[str, GiveUp] = {}
@@ -158,6 +159,15 @@ class SyncEngine:
                 await give_up(self, counted, message)
             else:
                 self.alerter.sync_failed(counted.kind, counted.entity_id, None, message)
+
+    def _crm_held(self) -> float:
+        """Seconds the CRM takes nothing more (its daily limit is spent); a person is alerted once per hold."""
+        transport = self.crm.transport
+        held = transport.held_for()
+        if held > 0 and transport.held_until != self._alerted_hold:
+            self._alerted_hold = transport.held_until
+            self.alerter.crm_paused(transport.held_reason)
+        return held
 
     def next_retry(self, job: Job) -> str | None:
         """When a transiently failed job should run again, or None once its retry budget is spent."""

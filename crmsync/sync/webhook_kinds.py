@@ -6,6 +6,7 @@ import json
 
 import attrs
 
+from ..crm.types import WebhookEvent
 from ..store import jobs, user_life
 from ..store.crm_changes import CrmChange, apply_crm_change
 from ..store.database import Connection
@@ -34,11 +35,11 @@ class Handled:
     gone: tuple[User, User | None] | None = attrs.field(default=None, repr=False)  # deleted in the CRM: before, after
 
 
-def change_of(event: object) -> CrmChange:
-    """The event's fields as a CRM change (clean values, the CRM's own spelling, its timestamp)."""
-    fields: dict[str, str] = event.fields  # type: ignore[attr-defined]
-    raw: dict[str, str] = event.raw_fields  # type: ignore[attr-defined]
-    return CrmChange(fields, {f: raw.get(f, v) for f, v in fields.items()}, event.timestamp)  # type: ignore[attr-defined]
+def change_of(event: WebhookEvent) -> CrmChange:
+    """The event's fields as a CRM change (clean values, the CRM's own spelling, its timestamp; a whole record
+    read from the CRM keeps the moment of its read, which makes it the truth)."""
+    raw = {f: event.raw_fields.get(f, v) for f, v in event.fields.items()}
+    return CrmChange(event.fields, raw, event.timestamp, event.read_since)
 
 
 async def apply_event(
@@ -51,6 +52,8 @@ async def apply_event(
     if user is None:
         if kind == "contact.created":
             result, linked = await appeared_in_crm(conn, crm_id, change, source, options.import_creates)
+            if result == "waiting":
+                return None  # unknown for now: the CRM delivers it again
             return Handled(result, linked.id if linked else None, change.clean if linked else {})
         return None
     if user.deleted_at is not None or user.deleting:

@@ -1,0 +1,194 @@
+"""The product's sync against both CRM dialects: the mock CRM and the HubSpot fake (issue 14).
+
+The same test body runs against each (the `dialect` parameter), on both database engines: create, local edit,
+a person's edit arriving by webhook, reconcile of one contact and the sweep, deletes both ways, lost replies
+without a duplicate, a race with a person's edit, and a meeting's three stages with its contacts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from .conftest import JOHN, NewDatabase, eventually, get_user, wait_status
+from .dialects import DIALECTS, Driver, start
+
+Start = Callable[..., Awaitable[Driver]]
+
+
+@pytest.fixture(params=DIALECTS)
+def dialect(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def make_driver(
+    dialect: str,
+    new_database: NewDatabase,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    aiohttp_client: Callable[..., Awaitable[TestClient]],
+    unused_tcp_port_factory: Callable[[], int],
+) -> Start:
+    async def build(**overrides: Any) -> Driver:
+        url = await new_database()
+        return await start(dialect, url, aiohttp_server, aiohttp_client, unused_tcp_port_factory(), **overrides)
+
+    return build
+
+
+@pytest.fixture
+async def crm(make_driver: Start) -> Driver:
+    return await make_driver()
+
+
+async def _create(crm: Driver, **fields: str) -> dict[str, Any]:
+    resp = await crm.backend.post("/users", json={**JOHN, **fields}, headers=crm.auth)
+    assert resp.status == 201, await resp.text()
+    return await wait_status(crm.backend, crm.auth, (await resp.json())["id"], "synced")
+
+
+async def _local_is(crm: Driver, user_id: str, **fields: str) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        user = await get_user(crm.backend, crm.auth, user_id)
+        return user if all(user[k] == v for k, v in fields.items()) and user["sync_status"] == "synced" else None
+
+    return await eventually(check, 10)
+
+
+async def _crm_is(crm: Driver, crm_id: str, **fields: str) -> None:
+    async def check() -> bool:
+        record = crm.records().get(crm_id)
+        return record is not None and all(record.get(k) == v for k, v in fields.items())
+
+    await eventually(check, 10)
+
+
+async def test_a_create_and_a_local_edit_reach_the_crm(crm: Driver) -> None:
+    user = await _create(crm, name="Gabriel García Márquez")
+    assert crm.records() == {user["crm_id"]: {"name": "Gabriel García Márquez", "email": JOHN["email"],
+                                              "phone": JOHN["phone"]}}  # fmt: skip
+    resp = await crm.backend.patch(f"/users/{user['id']}", json={"name": "Ada", "phone": "555-0100-22"},
+                                   headers=crm.auth)  # fmt: skip
+    assert resp.status == 200
+    await _crm_is(crm, user["crm_id"], name="Ada", phone="555-0100-22")
+    await _local_is(crm, user["id"], name="Ada")
+    assert len(crm.records()) == 1
+
+
+async def test_a_persons_edit_in_the_crm_arrives_by_webhook(crm: Driver) -> None:
+    user = await _create(crm)
+    await crm.edit_as_person(user["crm_id"], name="Mary Ann Smith", phone="+44 20 7946 0000")
+    await _local_is(crm, user["id"], name="Mary Ann Smith", phone="+44 20 7946 0000")
+    resp = await crm.backend.get(f"/users/{user['id']}/history", headers=crm.auth)
+    history = await resp.json()
+    assert any(item.get("kind") == "webhook" or "webhook" in str(item) for item in history["items"]), history
+
+
+async def test_reconcile_and_the_sweep_repair_a_missed_change(crm: Driver) -> None:
+    first, second = await _create(crm), await _create(crm, email="second@example.com")
+    crm.edit_silently(first["crm_id"], name="Changed Quietly")
+    resp = await crm.backend.post(f"/users/{first['id']}/reconcile", headers=crm.auth)
+    assert resp.status == 200, await resp.text()
+    await _local_is(crm, first["id"], name="Changed Quietly")
+    crm.edit_silently(second["crm_id"], phone="+1 415 555 0199")
+    resp = await crm.backend.post("/reconcile", headers=crm.auth)
+    assert resp.status in (200, 202), await resp.text()
+    await _local_is(crm, second["id"], phone="+1 415 555 0199")
+
+
+async def test_deletes_go_both_ways(crm: Driver) -> None:
+    ours, theirs = await _create(crm), await _create(crm, email="theirs@example.com")
+    resp = await crm.backend.delete(f"/users/{ours['id']}", headers=crm.auth)
+    assert resp.status == 202
+
+    async def gone() -> bool:
+        return (await crm.backend.get(f"/users/{ours['id']}", headers=crm.auth)).status == 404
+
+    await eventually(gone, 10)
+    assert ours["crm_id"] not in crm.records()
+    await crm.delete_as_person(theirs["crm_id"])
+    after = await wait_status(crm.backend, crm.auth, theirs["id"], "failed")
+    assert after["crm_id"] is None and "deleted in the CRM" in after["last_error"]
+
+
+async def test_a_contact_created_by_a_person_appears_here(crm: Driver) -> None:
+    crm_id = await crm.create_as_person(name="Grace Hopper", email="grace@example.com", phone="+1 202 555 0143")
+
+    async def imported() -> dict[str, Any] | None:
+        resp = await crm.backend.get("/users", params={"q": "grace@example.com"}, headers=crm.auth)
+        items = (await resp.json())["items"]
+        return items[0] if items and items[0]["sync_status"] == "synced" else None
+
+    user = await eventually(imported, 10)
+    assert user["crm_id"] == crm_id and user["name"] == "Grace Hopper"
+
+
+async def test_lost_replies_make_no_duplicate(crm: Driver) -> None:
+    await crm.set_faults(lost_reply_rate=1.0)
+    ids = []
+    for n in range(6):
+        resp = await crm.backend.post("/users", json={**JOHN, "email": f"lost{n}@example.com"}, headers=crm.auth)
+        assert resp.status == 201
+        ids.append((await resp.json())["id"])
+
+    async def tried() -> bool:
+        return len(crm.records()) == len(ids)  # every create was applied; every reply was lost
+
+    await eventually(tried, 10)
+    await crm.set_faults(lost_reply_rate=0.0)
+    for user_id in ids:
+        await wait_status(crm.backend, crm.auth, user_id, "synced", timeout=20)
+    emails = sorted(record["email"] for record in crm.records().values())
+    assert emails == sorted(f"lost{n}@example.com" for n in range(6))
+
+
+async def test_a_persons_edit_racing_a_local_edit_of_the_same_field_wins(make_driver: Start) -> None:
+    """Our push is conditional (If-Match on the mock; on HubSpot a read of lastmodifieddate first): a name a
+    person changed in the CRM since our last sync is not overwritten by a local edit of the name; the CRM wins
+    the conflict, both sides end equal, and the conflict is listed."""
+    crm = await make_driver()
+    user = await _create(crm)
+    crm.edit_silently(user["crm_id"], name="Changed In The CRM")  # its webhook is late: not yet here
+    resp = await crm.backend.patch(
+        f"/users/{user['id']}", json={"name": "Changed Here", "phone": "+1 415 555 0100"}, headers=crm.auth
+    )
+    assert resp.status == 200
+    await _local_is(crm, user["id"], name="Changed In The CRM", phone="+1 415 555 0100")
+    await _crm_is(crm, user["crm_id"], name="Changed In The CRM", phone="+1 415 555 0100")
+    resp = await crm.backend.get("/conflicts", headers=crm.auth)
+    conflicts = (await resp.json())["items"]
+    assert [(c["field"], c["local_value"], c["crm_value"]) for c in conflicts] == [
+        ("name", "Changed Here", "Changed In The CRM")
+    ]
+
+
+async def test_a_meeting_syncs_in_three_stages_with_its_contacts(crm: Driver) -> None:
+    ann, bob = await _create(crm, email="ann@example.com"), await _create(crm, email="bob@example.com")
+    body = {"title": "Quarterly review", "starts_at": "2026-12-01T15:00:00Z", "ends_at": "2026-12-01T16:00:00Z",
+            "attendee_ids": [ann["id"], bob["id"]]}  # fmt: skip
+    resp = await crm.backend.post("/meetings", json=body, headers=crm.auth)
+    assert resp.status == 201, await resp.text()
+    meeting = await resp.json()
+    resp = await crm.backend.post(f"/meetings/{meeting['id']}/sync", headers=crm.auth)
+    assert resp.status == 202
+    seen: list[int | None] = []
+
+    async def finished() -> bool:
+        resp = await crm.backend.get(f"/meetings/{meeting['id']}/sync_status", headers=crm.auth)
+        state = (await resp.json())["in_progress_sync_status"]
+        if not seen or seen[-1] != state:
+            seen.append(state)
+        return state is None
+
+    await eventually(finished, 15)
+    assert seen[-1] is None and seen[:-1] == sorted(seen[:-1])  # never backwards
+    [(meeting_id, contacts)] = crm.meeting_contacts().items()
+    assert contacts == {ann["crm_id"], bob["crm_id"]}
+    assert crm.meeting_titles() == {meeting_id: "Quarterly review"}
+    resp = await crm.backend.post(f"/meetings/{meeting['id']}/sync", headers=crm.auth)  # again: no second meeting
+    assert resp.status == 202
+    await eventually(finished, 15)
+    assert len(crm.meeting_contacts()) == 1

@@ -1,0 +1,245 @@
+"""What only HubSpot has, end to end against its fake: OAuth refresh tokens, /webhook/hubspot (v3 signatures,
+batches, dedupe by eventId), "Existing ID" conflicts, search windows before the 10,000-result cap, its rate
+limits (rolling, 423, DAILY) and the settings that pick it (issue 14)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from crmsync.config import Config, ConfigError
+from crmsync.crm.hubspot import adapter as hubspot_adapter
+from crmsync.crm.hubspot.signature import sign_v3
+from crmsync.keys import crm_key, engine_key
+from mock_crm.hubspot import keys as hubspot_keys
+from mock_crm.hubspot import search as fake_search
+from mock_crm.hubspot.store import hs_time
+
+from .app_process import crmsync_env
+from .conftest import JOHN, NewDatabase, eventually, get_user, wait_status
+from .dialects import Driver, start
+from .mock_crm.hubspot_helpers import APP_SECRET, CLIENT_SECRET, REFRESH_TOKEN
+
+Start = Callable[..., Awaitable[Driver]]
+
+
+@pytest.fixture
+def make_hubspot(
+    new_database: NewDatabase,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    aiohttp_client: Callable[..., Awaitable[TestClient]],
+    unused_tcp_port_factory: Callable[[], int],
+) -> Start:
+    async def build(**overrides: Any) -> Driver:
+        url = await new_database()
+        return await start("hubspot", url, aiohttp_server, aiohttp_client, unused_tcp_port_factory(), **overrides)
+
+    return build
+
+
+@pytest.fixture
+async def hub(make_hubspot: Start) -> Driver:
+    return await make_hubspot()
+
+
+async def _create(hub: Driver, **fields: str) -> dict[str, Any]:
+    resp = await hub.backend.post("/users", json={**JOHN, **fields}, headers=hub.auth)
+    assert resp.status == 201, await resp.text()
+    return await wait_status(hub.backend, hub.auth, (await resp.json())["id"], "synced")
+
+
+def _signed(hub: Driver, events: Any, secret: str = APP_SECRET, age_ms: int = 0) -> tuple[bytes, dict[str, str]]:
+    """The delivery as HubSpot signs it: v3 over method, the URL it posts to, the body and the timestamp."""
+    body = json.dumps(events).encode()
+    stamp = str(int(time.time() * 1000) - age_ms)
+    uri = str(hub.backend.make_url("/webhook/hubspot"))
+    headers = {"Content-Type": "application/json", "X-HubSpot-Request-Timestamp": stamp,
+               "X-HubSpot-Signature-v3": sign_v3(secret, "POST", uri, body, stamp)}  # fmt: skip
+    return body, headers
+
+
+def _event(event_id: int, object_id: str, kind: str = "contact.propertyChange", **extra: Any) -> dict[str, Any]:
+    return {"eventId": event_id, "subscriptionId": 1, "portalId": 62515, "appId": 1160452,
+            "occurredAt": int(time.time() * 1000), "subscriptionType": kind, "attemptNumber": 0,
+            "objectId": int(object_id), "changeSource": "CRM_UI", "sourceId": "userId:1",
+            "propertyName": "firstname", "propertyValue": "x", **extra}  # fmt: skip
+
+
+async def test_a_delivery_is_verified_on_the_raw_body_and_applied_once_per_event(hub: Driver) -> None:
+    user = await _create(hub)
+    hub.edit_silently(user["crm_id"], name="Quiet Change")  # the change the events are news of
+    events = [_event(900001, user["crm_id"]), _event(900002, user["crm_id"], propertyName="lastname")]
+    body, headers = _signed(hub, events)
+    resp = await hub.backend.post("/webhook/hubspot", data=body, headers=headers)
+    assert resp.status == 200, await resp.text()
+    results = (await resp.json())["results"]
+    assert [r["event_id"] for r in results] == ["hubspot-900001", "hubspot-900002"]
+    assert (await get_user(hub.backend, hub.auth, user["id"]))["name"] == "Quiet Change"
+    again = await hub.backend.post("/webhook/hubspot", data=body, headers=_signed(hub, events)[1])
+    assert again.status == 200
+    assert {r["result"] for r in (await again.json())["results"]} == {"duplicate"}
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda body, headers: (body + b" ", headers),  # the body changed after signing
+        lambda body, headers: (body, {**headers, "X-HubSpot-Signature-v3": "AAAA"}),
+        lambda body, headers: (body, {k: v for k, v in headers.items() if k != "X-HubSpot-Request-Timestamp"}),
+    ],
+)
+async def test_a_delivery_that_is_not_provably_hubspots_is_refused_before_parsing(hub: Driver, spoil: Any) -> None:
+    user = await _create(hub)
+    hub.edit_silently(user["crm_id"], name="Must Not Arrive")
+    body, headers = spoil(*_signed(hub, [_event(900010, user["crm_id"])]))
+    resp = await hub.backend.post("/webhook/hubspot", data=body, headers=headers)
+    assert resp.status == 401
+    assert (await resp.json())["error"] == "unauthorized"
+    stale_body, stale = _signed(hub, [_event(900011, user["crm_id"])], age_ms=301_000)
+    assert (await hub.backend.post("/webhook/hubspot", data=stale_body, headers=stale)).status == 401
+    assert (await get_user(hub.backend, hub.auth, user["id"]))["name"] == JOHN["name"]
+
+
+async def test_a_malformed_delivery_gets_422_per_field_and_other_events_are_ignored(hub: Driver) -> None:
+    for events, field in [({"not": "a list"}, "body"), ([{"eventId": "x"}], "0.eventId"), ([], "body")]:
+        body, headers = _signed(hub, events)
+        resp = await hub.backend.post("/webhook/hubspot", data=body, headers=headers)
+        assert resp.status == 422, await resp.text()
+        assert field in (await resp.json())["fields"]
+    body, headers = _signed(hub, [_event(900020, "1", propertyName="jobtitle"),
+                                  _event(900021, "1", kind="deal.creation")])  # fmt: skip
+    resp = await hub.backend.post("/webhook/hubspot", data=body, headers=headers)
+    assert resp.status == 200 and (await resp.json()) == {"results": [], "ignored": 2}
+
+
+async def test_an_event_about_a_contact_not_linked_here_asks_for_the_batch_again(make_hubspot: Start) -> None:
+    hub = await make_hubspot(import_crm_creates=False)  # a contact a person adds in HubSpot stays unknown here
+    other = await hub.create_as_person(name="Not Here", email="elsewhere@example.com")
+    body, headers = _signed(hub, [_event(900030, other)])
+    resp = await hub.backend.post("/webhook/hubspot", data=body, headers=headers)
+    assert resp.status == 503, await resp.text()
+    assert resp.headers["Retry-After"] == "5"
+    answer = await resp.json()
+    assert answer["error"] == "retry_later" and answer["results"][0]["result"] == "retry"
+
+
+async def test_changing_an_email_to_one_another_contact_has_names_it(hub: Driver) -> None:
+    ours = await _create(hub)
+    taken = await hub.create_as_person(name="Has It", email="taken@example.com")
+    resp = await hub.backend.patch(f"/users/{ours['id']}", json={"email": "taken@example.com"}, headers=hub.auth)
+    assert resp.status == 200
+
+    async def refused() -> dict[str, Any] | None:
+        user = await get_user(hub.backend, hub.auth, ours["id"])
+        return user if user["sync_status"] == "failed" and user["last_error"] else None
+
+    user = await eventually(refused, 10)
+    assert taken in user["last_error"] and "email" in user["last_error"]
+    assert hub.records()[taken]["name"] == "Has It" and hub.records()[ours["crm_id"]]["email"] == JOHN["email"]
+
+
+async def test_oauth_refresh_tokens_are_used_and_renewed(make_hubspot: Start, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    hub = await make_hubspot(oauth=True)
+    user = await _create(hub)
+    stats = await hub._call("GET", "/_fake/stats")
+    assert stats[1]["tokens_issued"] == 1
+    expired = await hub._call("POST", "/_fake/tokens/expire")
+    assert expired[0] == 200 and expired[1]["expired"] == 1
+    resp = await hub.backend.patch(f"/users/{user['id']}", json={"name": "After Expiry"}, headers=hub.auth)
+    assert resp.status == 200
+
+    async def pushed() -> bool:
+        return hub.records()[user["crm_id"]]["name"] == "After Expiry"
+
+    await eventually(pushed, 10)
+    assert (await hub._call("GET", "/_fake/stats"))[1]["tokens_issued"] == 2  # one refresh after the 401
+    issued = hub.app[hubspot_keys.tokens]
+    logged = caplog.text + "".join(str(record.__dict__) for record in caplog.records)
+    for secret in (CLIENT_SECRET, REFRESH_TOKEN, APP_SECRET, *issued._issued):  # the access tokens too
+        assert secret not in logged
+
+
+async def test_the_sweep_opens_a_new_window_before_the_result_cap(hub: Driver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(fake_search, "RESULT_CAP", 5)
+    monkeypatch.setattr(fake_search, "LIMIT_MAX", 2)
+    monkeypatch.setattr(hubspot_adapter, "SEARCH_CAP", 5)
+    monkeypatch.setattr(hubspot_adapter, "SEARCH_PAGE", 2)
+    created = [await _create(hub, email=f"window{n}@example.com") for n in range(9)]
+    start = datetime.now(UTC)
+    for n, user in enumerate(created):
+        hub.edit_silently(user["crm_id"], phone=f"+1 415 555 01{n:02d}")
+        # A stamp of its own for each (a quick loop gives several the same millisecond).
+        record = hub.app[hubspot_keys.store].contacts[user["crm_id"]]
+        record.updated_at = start + timedelta(milliseconds=n)
+        record.properties["lastmodifieddate"] = hs_time(record.updated_at)
+    resp = await hub.backend.post("/reconcile", headers=hub.auth)
+    assert resp.status in (200, 202)
+
+    async def all_seen() -> bool:
+        users = [await get_user(hub.backend, hub.auth, user["id"]) for user in created]
+        return [u["phone"] for u in users] == [f"+1 415 555 01{n:02d}" for n in range(9)]
+
+    await eventually(all_seen, 15)
+
+
+async def test_a_spent_daily_limit_holds_every_push_until_the_reset(hub: Driver) -> None:
+    await hub.set_faults(daily_exhausted=True)
+    resp = await hub.backend.post("/users", json=JOHN, headers=hub.auth)
+    user_id = (await resp.json())["id"]
+    transport = hub.backend.app[crm_key].transport
+
+    async def held() -> bool:
+        return transport.held_for() > 0
+
+    await eventually(held, 10)
+    assert 0 < transport.held_for() <= 86400  # until the next midnight in the account's time zone (UTC)
+
+    async def told() -> dict[str, Any] | None:
+        user = await get_user(hub.backend, hub.auth, user_id)
+        return user if user["last_error"] and "daily request limit" in user["last_error"] else None
+
+    user = await eventually(told, 10)
+    assert user["next_retry_at"] is not None  # waiting, not failed for good
+    assert not hub.records()
+    await hub.set_faults(daily_exhausted=False)
+    transport.held_until = 0.0  # the reset comes early in a test, and the dispatcher is told at once
+    hub.backend.app[engine_key].wake()
+    await wait_status(hub.backend, hub.auth, user_id, "synced", timeout=15)
+
+
+async def test_rolling_limits_and_423_are_waited_out(make_hubspot: Start) -> None:
+    hub = await make_hubspot(batch_size=1)  # one request per create
+    await hub.set_faults(rate_max=5, rate_interval_ms=1000, fail_next=1, fail_status=423)
+    ids = []
+    for n in range(12):
+        resp = await hub.backend.post("/users", json={**JOHN, "email": f"paced{n}@example.com"}, headers=hub.auth)
+        ids.append((await resp.json())["id"])
+    for user_id in ids:
+        user = await wait_status(hub.backend, hub.auth, user_id, "synced", timeout=20)
+        assert user["last_error"] is None  # neither the 423 nor a 429 made a push fail
+    assert len(hub.records()) == 12
+    stats = (await hub._call("GET", "/_fake/stats"))[1]
+    assert stats["rate_limited"] <= 1  # paced by X-HubSpot-RateLimit-*: at most the first burst trips it
+
+
+def test_hubspot_needs_a_token_or_all_three_oauth_settings() -> None:
+    with pytest.raises(ConfigError, match="CRMSYNC_HUBSPOT_TOKEN"):
+        Config.from_env(crmsync_env(CRMSYNC_CRM="hubspot"))
+    with pytest.raises(ConfigError, match="CRMSYNC_HUBSPOT_REFRESH_TOKEN"):
+        Config.from_env(crmsync_env(CRMSYNC_CRM="hubspot", CRMSYNC_HUBSPOT_CLIENT_ID="a",
+                                    CRMSYNC_HUBSPOT_CLIENT_SECRET="b"))  # fmt: skip
+    config = Config.from_env(crmsync_env(CRMSYNC_CRM="hubspot", CRMSYNC_HUBSPOT_TOKEN="pat-na1-x",
+                                         CRMSYNC_CRM_CLIENT_SECRET="", CRMSYNC_WEBHOOK_SECRET=""))  # fmt: skip
+    assert config.hubspot is not None and config.hubspot.url == "https://api.hubapi.com"
+    assert "pat-na1-x" not in repr(config)
+    with pytest.raises(ConfigError, match="CRMSYNC_HUBSPOT_TIMEZONE"):
+        Config.from_env(crmsync_env(CRMSYNC_CRM="hubspot", CRMSYNC_HUBSPOT_TOKEN="t",
+                                    CRMSYNC_HUBSPOT_TIMEZONE="Mars/Base"))  # fmt: skip
