@@ -78,6 +78,26 @@ class Driver:
         else:
             self.app[hubspot_keys.store].update("contacts", crm_id, _properties(fields))
 
+    def lose_silently(self, crm_id: str) -> None:
+        """The CRM loses the contact without telling anyone (a restore from an old backup, say)."""
+        if self.dialect == "mock":
+            self.app[mock_keys.store].delete_user(crm_id)
+        else:
+            self.app[hubspot_keys.store].archive("contacts", crm_id)
+
+    async def set_rate_limit(self, per_second: int) -> None:
+        """The CRM allows this many requests a second (the mock's token bucket, HubSpot's rolling window)."""
+        if self.dialect == "mock":
+            await self.set_faults(rate_limit=per_second, rate_burst=per_second)
+        else:
+            await self.set_faults(rate_max=per_second, rate_interval_ms=1000)
+
+    async def stats(self) -> dict[str, Any]:
+        """The CRM's counters (rate_limited, injected failures, lost replies, ...)."""
+        status, body = await self._call("GET", "/crm/_admin/stats" if self.dialect == "mock" else "/_fake/stats")
+        assert status == 200, body
+        return dict(body)
+
     async def delete_as_person(self, crm_id: str) -> None:
         """A person deletes the contact in the CRM (a webhook follows)."""
         path = f"/crm/_admin/users/{crm_id}" if self.dialect == "mock" else f"/_fake/contacts/{crm_id}"

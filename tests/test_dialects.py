@@ -126,6 +126,30 @@ async def test_a_contact_created_by_a_person_appears_here(crm: Driver) -> None:
     assert user["crm_id"] == crm_id and user["name"] == "Grace Hopper"
 
 
+async def test_a_full_reconcile_finds_what_the_crm_lost(crm: Driver) -> None:
+    kept, lost = await _create(crm), await _create(crm, email="lost@example.com")
+    crm.lose_silently(lost["crm_id"])
+    resp = await crm.backend.post("/reconcile", params={"full": "true"}, headers=crm.auth)
+    assert resp.status == 202, await resp.text()
+    after = await wait_status(crm.backend, crm.auth, lost["id"], "failed")
+    assert after["crm_id"] is None and "deleted in the CRM" in after["last_error"]
+    assert (await get_user(crm.backend, crm.auth, kept["id"]))["sync_status"] == "synced"
+
+
+async def test_the_crms_rate_limit_is_kept(make_driver: Start) -> None:
+    crm = await make_driver(batch_size=1)  # a request per create
+    await crm.set_rate_limit(5)
+    ids = []
+    for n in range(12):
+        resp = await crm.backend.post("/users", json={**JOHN, "email": f"paced{n}@example.com"}, headers=crm.auth)
+        ids.append((await resp.json())["id"])
+    for user_id in ids:
+        user = await wait_status(crm.backend, crm.auth, user_id, "synced", timeout=20)
+        assert user["last_error"] is None
+    assert len(crm.records()) == 12
+    assert (await crm.stats())["rate_limited"] <= 1  # paced by the CRM's headers: at most the first burst
+
+
 async def test_lost_replies_make_no_duplicate(crm: Driver) -> None:
     await crm.set_faults(lost_reply_rate=1.0)
     ids = []

@@ -25,6 +25,7 @@ class Pacer:
         self._read = read
         self._headroom = headroom  # pace a little under the limit: arrivals jitter on the way there
         self._limit: float | None = None
+        self._window: float | None = None  # a rolling window the limit counts over, when the CRM says so
         self._share = 1.0  # this replica's share of the CRM's limit (1 / live replicas)
         self._interval: float | None = None
         self._tolerance = 0.0
@@ -61,8 +62,9 @@ class Pacer:
         advertised = self._read(headers)
         if advertised is None or advertised.per_second <= 0:
             return
-        if advertised.per_second != self._limit:
+        if advertised.per_second != self._limit or advertised.window != self._window:
             self._limit = advertised.per_second
+            self._window = advertised.window
             self._retune()
         remaining, reset = advertised.remaining, advertised.reset_seconds
         if remaining is not None and remaining < 1 and reset:
@@ -85,7 +87,15 @@ class Pacer:
         rate = self._limit * self._share
         self._interval = 1 / (rate * self._headroom)
         # Allow a small burst, well under the CRM's, so the replicas' buckets together never run ahead of it.
-        self._tolerance = max(0.0, min(math.ceil(rate) // 2, 4) - 1) * self._interval
+        burst = min(math.ceil(rate) // 2, 4) - 1
+        if self._window is not None:
+            # A rolling window admits `allowed` requests in any stretch of its length, whole ones: pace so that
+            # per_window of them fall into one (evenly spaced, a hair apart), and burst only into what is left.
+            allowed = rate * self._window
+            per_window = max(1, math.floor(allowed * self._headroom))
+            self._interval = self._window / per_window * 1.001
+            burst = min(burst, math.floor(allowed) - per_window)
+        self._tolerance = max(0, burst) * self._interval
 
     def pause(self, seconds: float) -> None:
         """Hold every request for a while (the CRM said Retry-After)."""

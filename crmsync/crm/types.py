@@ -67,6 +67,9 @@ class RateLimit:
     per_second: float
     remaining: float | None = None
     reset_seconds: float | None = None  # until the window that `remaining` counts in starts again
+    # The length of a rolling window the limit counts over (per_second * window requests in any such window),
+    # which caps the burst the pacer may allow; None for a token bucket.
+    window: float | None = None
 
 
 @attrs.frozen

@@ -24,7 +24,7 @@ def read_rate_limit(headers: Mapping[str, str]) -> RateLimit | None:
     if most is None or interval_ms is None or most <= 0 or interval_ms <= 0:
         return None
     interval = interval_ms / 1000
-    return RateLimit(most / interval, _number(headers.get("X-HubSpot-RateLimit-Remaining")), interval)
+    return RateLimit(most / interval, _number(headers.get("X-HubSpot-RateLimit-Remaining")), interval, window=interval)
 
 
 def throttled(body: Any, headers: Mapping[str, str], now: datetime, daily_reset_zone: tzinfo) -> Throttled:
