@@ -216,3 +216,29 @@ async def test_a_meeting_syncs_in_three_stages_with_its_contacts(crm: Driver) ->
     assert resp.status == 202
     await eventually(finished, 15)
     assert len(crm.meeting_contacts()) == 1
+
+
+async def test_a_meeting_create_whose_reply_was_lost_is_not_made_twice(crm: Driver) -> None:
+    """The mock keys creates; HubSpot has no keys, so the create's marker is searched for before a new POST."""
+    ann = await _create(crm, email="ann@example.com")
+    body = {"title": "Lost reply", "starts_at": "2026-12-01T15:00:00Z", "ends_at": "2026-12-01T16:00:00Z",
+            "attendee_ids": [ann["id"]]}  # fmt: skip
+    resp = await crm.backend.post("/meetings", json=body, headers=crm.auth)
+    meeting = await resp.json()
+    await crm.set_faults(lost_reply_rate=1.0)  # every write is carried out, every reply lost
+    resp = await crm.backend.post(f"/meetings/{meeting['id']}/sync", headers=crm.auth)
+    assert resp.status == 202
+
+    async def made() -> bool:
+        return len(crm.meeting_titles()) == 1 and (await crm.stats())["lost_replies"] >= 3
+
+    await eventually(made, 15)  # created, its reply lost, and tried again (and lost again) since
+    await crm.set_faults(lost_reply_rate=0.0)
+
+    async def finished() -> bool:
+        resp = await crm.backend.get(f"/meetings/{meeting['id']}/sync_status", headers=crm.auth)
+        return (await resp.json())["in_progress_sync_status"] is None
+
+    await eventually(finished, 15)
+    [(meeting_id, contacts)] = crm.meeting_contacts().items()
+    assert contacts == {ann["crm_id"]} and crm.meeting_titles() == {meeting_id: "Lost reply"}

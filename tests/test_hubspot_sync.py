@@ -190,10 +190,14 @@ async def test_the_sweep_opens_a_new_window_before_the_result_cap(hub: Driver, m
     await eventually(all_seen, 15)
 
 
-async def test_a_spent_daily_limit_holds_every_push_until_the_reset(hub: Driver) -> None:
+async def test_a_spent_daily_limit_holds_every_push_until_the_reset(
+    hub: Driver, caplog: pytest.LogCaptureFixture
+) -> None:
     await hub.set_faults(daily_exhausted=True)
     resp = await hub.backend.post("/users", json=JOHN, headers=hub.auth)
     user_id = (await resp.json())["id"]
+    for n in range(5):  # more work while the limit is spent: held, not sent, not alerted again
+        await hub.backend.post("/users", json={**JOHN, "email": f"more{n}@example.com"}, headers=hub.auth)
     transport = hub.backend.app[crm_key].transport
 
     async def held() -> bool:
@@ -209,6 +213,8 @@ async def test_a_spent_daily_limit_holds_every_push_until_the_reset(hub: Driver)
     user = await eventually(told, 10)
     assert user["next_retry_at"] is not None  # waiting, not failed for good
     assert not hub.records()
+    assert [r.getMessage() for r in caplog.records].count("crm_sync_paused") == 1  # one alert per hold
+    assert (await hub.stats())["rate_limited"] <= 2  # the in-flight requests that met it; nothing after
     await hub.set_faults(daily_exhausted=False)
     transport.held_until = 0.0  # the reset comes early in a test, and the dispatcher is told at once
     hub.backend.app[engine_key].wake()

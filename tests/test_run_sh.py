@@ -181,6 +181,11 @@ async def test_crmsync_crm_hubspot_runs_the_hubspot_fake_and_a_contact_syncs_bot
     run = await run_sh(**env)
     await run.announced()
     assert f"HubSpot fake on :{env['MOCK_CRM_PORT']}" in run.output
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{env['CRMSYNC_PORT']}/readyz") as resp,
+    ):
+        assert resp.status == 200, await resp.text()
     secrets = dict(line.split("=", 1) for line in (checkout / "data" / "dev.env").read_text().splitlines())
     base, fake = f"http://127.0.0.1:{env['CRMSYNC_PORT']}", f"http://127.0.0.1:{env['MOCK_CRM_PORT']}"
     as_app = {"Authorization": f"Bearer {secrets['HUBSPOT_FAKE_ACCESS_TOKEN']}"}
