@@ -151,24 +151,24 @@ class MeetingStore:
 
     async def _load(self, meeting_id: str) -> Meeting | None:
         since = self.cache.invalidations  # a write that lands while we read must not be undone by our put
-        row = await self.db.fetchrow("SELECT * FROM meetings WHERE id = $1", meeting_id)
+        # The running stage's next try comes in the same statement, so both are read from one snapshot: a
+        # stage that ends between two reads must not show its old retry time beside its new outcome.
+        row = await self.db.fetchrow(
+            "SELECT m.*, (SELECT j.run_after FROM sync_jobs j WHERE j.entity_id = m.id"
+            f" AND j.kind IN ({marks(len(STAGE_JOBS), 2)}) AND j.state = 'queued' AND j.attempts > 0"  # noqa: S608
+            " ORDER BY j.run_after DESC LIMIT 1) AS stage_retry_at FROM meetings m WHERE m.id = $1",
+            meeting_id, *STAGE_JOBS,
+        )  # fmt: skip
         if row is None:
             return None
         attendees = await self.db.fetch(
             "SELECT user_id FROM meeting_attendees WHERE meeting_id = $1 ORDER BY position", meeting_id
         )
-        retry_at = await self._next_retry(meeting_id) if row["in_progress_sync_status"] is not None else None
+        # When the running stage tries again, if its last try failed (a stage job's first try has attempts 0).
+        retry_at = row["stage_retry_at"] if row["in_progress_sync_status"] is not None else None
         meeting = Meeting.from_row(row, tuple(a[0] for a in attendees), retry_at)
         self.cache.put(meeting_id, meeting, since)
         return meeting
-
-    async def _next_retry(self, meeting_id: str) -> str | None:
-        """When the running stage tries again, if its last try failed (a stage job's first try has attempts 0)."""
-        return await self.db.fetchval(
-            f"SELECT run_after FROM sync_jobs WHERE entity_id = $1 AND kind IN ({marks(len(STAGE_JOBS), 2)})"  # noqa: S608
-            " AND state = 'queued' AND attempts > 0 ORDER BY run_after DESC LIMIT 1",
-            meeting_id, *STAGE_JOBS,
-        )  # fmt: skip
 
     async def list_for(self, account_id: str, limit: int, after: int) -> tuple[list[Meeting], int | None]:
         """A page of the account's meetings in creation order after the seq cursor."""
