@@ -249,3 +249,29 @@ def test_hubspot_needs_a_token_or_all_three_oauth_settings() -> None:
     with pytest.raises(ConfigError, match="CRMSYNC_HUBSPOT_TIMEZONE"):
         Config.from_env(crmsync_env(CRMSYNC_CRM="hubspot", CRMSYNC_HUBSPOT_TOKEN="t",
                                     CRMSYNC_HUBSPOT_TIMEZONE="Mars/Base"))  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"not json",
+        b'[{"eventId": 1, "eventId": 2}]',  # a key twice
+        b"[" * 5000 + b"]" * 5000,
+        json.dumps([{**_event(1, "1"), "propertyName": ["firstname"]}]).encode(),
+        json.dumps([{**_event(1, "1"), "changeSource": {"a": 1}}]).encode(),
+        json.dumps([{**_event(1, "1"), "occurredAt": 10**30}]).encode(),
+        json.dumps([{**_event(1, "1"), "eventId": 2**64}]).encode(),
+        json.dumps([_event(1, "1")]).encode()[:-2] + b', "nested": ' + b"[" * 990 + b"]" * 990 + b"}]",
+        json.dumps([_event(n, "1") for n in range(101)]).encode(),
+    ],
+)
+async def test_hostile_deliveries_get_a_clear_4xx_never_a_500(hub: Driver, raw: bytes) -> None:
+    stamp = str(int(time.time() * 1000))
+    uri = str(hub.backend.make_url("/webhook/hubspot"))
+    headers = {"Content-Type": "application/json", "X-HubSpot-Request-Timestamp": stamp,
+               "X-HubSpot-Signature-v3": sign_v3(APP_SECRET, "POST", uri, raw, stamp)}  # fmt: skip
+    resp = await hub.backend.post("/webhook/hubspot", data=raw, headers=headers)
+    body = await resp.json()
+    assert resp.status < 500, (resp.status, body)
+    assert resp.status == 200 or set(body) >= {"error", "message"}
+    assert "Traceback" not in json.dumps(body)

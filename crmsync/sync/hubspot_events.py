@@ -84,22 +84,27 @@ def _event(item: Any, app_id: int | None) -> tuple[dict[str, str], tuple[int, Hu
     problems: dict[str, str] = {}
     for field in ("eventId", "objectId", "occurredAt"):
         value = item.get(field)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            problems[field] = "must be a whole number"
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+            problems[field] = "must be a whole number (64 bits)"
     if not isinstance(item.get("subscriptionType"), str):
         problems["subscriptionType"] = "must be a string"
     if problems:
         return problems, None
     kind = KINDS.get(item["subscriptionType"])
-    if kind is None or (kind == "contact.updated" and item.get("propertyName") not in SYNCED_PROPERTIES):
+    prop = item.get("propertyName")
+    if kind is None or (kind == "contact.updated" and not (isinstance(prop, str) and prop in SYNCED_PROPERTIES)):
         return {}, None
     try:
         occurred = isoformat(datetime.fromtimestamp(item["occurredAt"] / 1000, UTC))
     except (OverflowError, OSError, ValueError):
         return {"occurredAt": "must be milliseconds since the epoch"}, None
     change_source = item.get("changeSource")
-    ours = change_source in OUR_SOURCES and (app_id is None or str(item.get("sourceId")) == str(app_id))
-    payload = json.dumps(item, separators=(",", ":"))[: webhooks.MAX_PAYLOAD]
+    by_api = isinstance(change_source, str) and change_source in OUR_SOURCES
+    ours = by_api and (app_id is None or str(item.get("sourceId")) == str(app_id))
+    try:
+        payload = json.dumps(item, separators=(",", ":"))[: webhooks.MAX_PAYLOAD]
+    except (RecursionError, ValueError):  # nested deeper than json writes (the parser may take a little more)
+        payload = '{"stored": false, "reason": "nested too deeply to store"}'
     event = HubSpotEvent(
         f"hubspot-{item['eventId']}", kind, str(item["objectId"]), occurred, "api" if ours else "crm", payload
     )
