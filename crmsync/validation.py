@@ -257,7 +257,8 @@ def normalise_contact(fields: dict[str, str]) -> tuple[dict[str, str], dict[str,
         if reason := check_name(fields["name"]):
             errors["name"] = reason
         else:
-            clean["name"] = fields["name"].strip()
+            # Runs of spaces are one space: what a CRM that splits names into words (HubSpot) gives back.
+            clean["name"] = " ".join(fields["name"].split())
     if "email" in fields:
         email, reason = normalise_email(fields["email"])
         if email is None:

@@ -78,6 +78,16 @@ async def test_a_create_and_a_local_edit_reach_the_crm(crm: Driver) -> None:
     assert len(crm.records()) == 1
 
 
+async def test_a_name_with_runs_of_spaces_is_stored_as_both_sides_hold_it(crm: Driver) -> None:
+    """HubSpot splits a name into words; runs of spaces are one space here too, so the two sides agree at once
+    (before, the name went back and forth for good on HubSpot)."""
+    user = await _create(crm, name="Ada\u00a0 Lovelace  King")
+    assert user["name"] == "Ada Lovelace King" and user["sync_attempts"] == 1
+    assert crm.records()[user["crm_id"]]["name"] == "Ada Lovelace King"
+    resp = await crm.backend.get(f"/users/{user['id']}", headers=crm.auth)
+    assert (await resp.json())["sync_status"] == "synced"
+
+
 async def test_a_persons_edit_in_the_crm_arrives_by_webhook(crm: Driver) -> None:
     user = await _create(crm)
     await crm.edit_as_person(user["crm_id"], name="Mary Ann Smith", phone="+44 20 7946 0000")

@@ -50,6 +50,8 @@ def test_a_stamp_just_inside_the_window_either_way_is_accepted() -> None:
         ({"headers": {"X-HubSpot-Request-Timestamp": STAMP}}, "missing"),
         ({"headers": {"X-HubSpot-Signature-v3": SIGNATURE}}, "missing"),
         ({"headers": _headers(stamp="15000000.5")}, "milliseconds"),
+        ({"headers": _headers(stamp="9" * 400)}, "milliseconds"),  # int() of it would overflow float arithmetic
+        ({"headers": _headers(stamp="9" * 5000)}, "milliseconds"),  # past int()'s digit limit
         ({"headers": _headers(stamp="-15000000")}, "milliseconds"),
         ({"headers": _headers(stamp="\uff11\uff15000000")}, "milliseconds"),  # full-width digits are not ASCII
         ({"headers": _headers(signature="sïgnature")}, "ASCII"),

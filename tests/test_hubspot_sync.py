@@ -275,3 +275,10 @@ async def test_hostile_deliveries_get_a_clear_4xx_never_a_500(hub: Driver, raw: 
     assert resp.status < 500, (resp.status, body)
     assert resp.status == 200 or set(body) >= {"error", "message"}
     assert "Traceback" not in json.dumps(body)
+
+
+@pytest.mark.parametrize("stamp", ["9" * 400, "9" * 5000])
+async def test_an_absurd_timestamp_is_refused_like_any_bad_signature(hub: Driver, stamp: str) -> None:
+    headers = {"X-HubSpot-Request-Timestamp": stamp, "X-HubSpot-Signature-v3": "AAAA"}
+    resp = await hub.backend.post("/webhook/hubspot", data=b"[]", headers=headers)
+    assert resp.status == 401 and (await resp.json())["error"] == "unauthorized"

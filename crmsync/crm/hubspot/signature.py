@@ -33,7 +33,7 @@ def verify_v3(
     offered, stamp = headers.get(SIGNATURE_HEADER, ""), headers.get(TIMESTAMP_HEADER, "")
     if not offered or not stamp:
         raise SignatureError(f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header")
-    if not (offered.isascii() and stamp.isascii() and stamp.isdigit()):
+    if not (offered.isascii() and stamp.isascii() and stamp.isdigit() and len(stamp) <= 15):
         raise SignatureError(f"{TIMESTAMP_HEADER} must be milliseconds since the epoch, and the signature ASCII")
     now_ms = time.time() * 1000 if now_ms is None else now_ms
     if abs(now_ms - int(stamp)) > TOLERANCE_MS:
