@@ -31,6 +31,7 @@ class Pacer:
         self._tolerance = 0.0
         self._tat = 0.0  # theoretical arrival time of the next request
         self._paused_until = 0.0
+        self.heard = False  # a reply has come, so the limit (or that there is none) is known
 
     @property
     def rate(self) -> float | None:
@@ -59,6 +60,7 @@ class Pacer:
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Follow the limit the CRM advertises, and what it says is left of it."""
+        self.heard = True
         advertised = self._read(headers)
         if advertised is None or advertised.per_second <= 0:
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -67,6 +68,7 @@ class Transport:
         self._paced_once = JitteredBackoff(1, backoff, pacer=self.pacer)
         self._max_rate_wait = max_rate_wait
         self._throttle = throttle
+        self._first_contact = asyncio.Lock()  # held by the one request in flight until the limit is known
         self.held_until = 0.0  # monotonic: a daily limit is spent, nothing is sent before then
         self.held_reason = ""
         self.rate_limited = 0  # 429s seen, for metrics and benchmarks
@@ -91,7 +93,20 @@ class Transport:
         **kwargs: Any,
     ) -> tuple[int, Any, Mapping[str, str]]:
         """One request with its retries (none when retry is False); every outcome is recorded in self.health
-        unless track is False."""
+        unless track is False.
+
+        Until a first reply has said what the CRM's limit is, paced requests go one at a time: otherwise every
+        worker's first request goes out at once, a burst over a small limit before the pacer knows it.
+        """
+        if not paced or self.pacer.heard:
+            return await self._exchange(method, path, tries, operation, paced, track, retry, **kwargs)
+        async with self._first_contact:
+            return await self._exchange(method, path, tries, operation, paced, track, retry, **kwargs)
+
+    async def _exchange(
+        self, method: str, path: str, tries: list[Attempt] | None, operation: str, paced: bool, track: bool,
+        retry: bool, **kwargs: Any,
+    ) -> tuple[int, Any, Mapping[str, str]]:  # fmt: skip
         if paced:
             await self.pacer.wait()
         operation = operation or method

@@ -39,10 +39,13 @@ class ContactPage:
 
 @attrs.frozen
 class BatchItem:
-    """One item of a batch create: the CRM's status for it, and the contact when it was created."""
+    """One item of a batch create: the CRM's status for it, and the contact when it was created (or, for a
+    409, the id of the contact that already has the e-mail address, when the CRM says; or its reason)."""
 
     status: int
     contact: CrmContact | None = None
+    existing_id: str | None = None
+    reason: str = ""
 
 
 @attrs.frozen

@@ -153,12 +153,13 @@ class MeetingStore:
         since = self.cache.invalidations  # a write that lands while we read must not be undone by our put
         # The running stage's next try comes in the same statement, so both are read from one snapshot: a
         # stage that ends between two reads must not show its old retry time beside its new outcome.
-        row = await self.db.fetchrow(
-            "SELECT m.*, (SELECT j.run_after FROM sync_jobs j WHERE j.entity_id = m.id"
-            f" AND j.kind IN ({marks(len(STAGE_JOBS), 2)}) AND j.state = 'queued' AND j.attempts > 0"  # noqa: S608
-            " ORDER BY j.run_after DESC LIMIT 1) AS stage_retry_at FROM meetings m WHERE m.id = $1",
-            meeting_id, *STAGE_JOBS,
-        )  # fmt: skip
+        stages = marks(len(STAGE_JOBS), 2)
+        sql = (
+            "SELECT m.*, (SELECT j.run_after FROM sync_jobs j WHERE j.entity_id = m.id"  # noqa: S608 (placeholders only)
+            f" AND j.kind IN ({stages}) AND j.state = 'queued' AND j.attempts > 0"
+            " ORDER BY j.run_after DESC LIMIT 1) AS stage_retry_at FROM meetings m WHERE m.id = $1"
+        )
+        row = await self.db.fetchrow(sql, meeting_id, *STAGE_JOBS)
         if row is None:
             return None
         attendees = await self.db.fetch(

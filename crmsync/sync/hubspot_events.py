@@ -37,7 +37,7 @@ READ_CHUNK = 100
 class HubSpotEvent:
     """One event of a delivery, in our words."""
 
-    event_id: str  # "hubspot-<eventId>"
+    event_id: str  # "hubspot-<eventId>-<objectId>-<occurredAt>": HubSpot does not promise eventId is unique alone
     kind: str  # contact.created, contact.updated or contact.deleted
     crm_id: str
     occurred_at: str
@@ -105,9 +105,9 @@ def _event(item: Any, app_id: int | None) -> tuple[dict[str, str], tuple[int, Hu
         payload = json.dumps(item, separators=(",", ":"))[: webhooks.MAX_PAYLOAD]
     except (RecursionError, ValueError):  # nested deeper than json writes (the parser may take a little more)
         payload = '{"stored": false, "reason": "nested too deeply to store"}'
-    event = HubSpotEvent(
-        f"hubspot-{item['eventId']}", kind, str(item["objectId"]), occurred, "api" if ours else "crm", payload
-    )
+    # A redelivery repeats eventId, objectId and occurredAt (only attemptNumber counts up): the key for dedupe.
+    key = f"hubspot-{item['eventId']}-{item['objectId']}-{item['occurredAt']}"
+    event = HubSpotEvent(key, kind, str(item["objectId"]), occurred, "api" if ours else "crm", payload)
     return {}, (item["occurredAt"], event)
 
 
@@ -141,7 +141,16 @@ async def receive_batch(engine: SyncEngine, crm: HubSpotAdapter, delivery: Deliv
                                  raw, event.kind, read_since=read_since)  # fmt: skip
         try:
             handled = await webhooks.receive(engine, typed)
-        except (Conflict, NotFound) as exc:  # a push in flight, or not linked yet: HubSpot delivers again
+        except NotFound as exc:
+            if event.source == "crm":
+                # A contact nobody here is linked to, changed by a person: waiting would not link it (the sweep
+                # imports it when CRMSYNC_IMPORT_CRM_CREATES allows), so it is acknowledged, not redelivered.
+                results.append({**outcome, "result": "unknown", "message": exc.message})
+                continue
+            later += 1  # an API change: perhaps our own create, whose answer links it any moment
+            results.append({**outcome, "result": "retry", "message": exc.message})
+            continue
+        except Conflict as exc:  # a push for the contact is in flight: HubSpot delivers the batch again
             later += 1
             results.append({**outcome, "result": "retry", "message": exc.message})
             continue

@@ -75,7 +75,8 @@ async def batch_upsert(request: web.Request) -> web.Response:
 
 
 async def batch_read(request: web.Request) -> web.Response:
-    """POST /crm/v3/objects/contacts/batch/read: up to 100 contacts by id; 207 names the ids it has not."""
+    """POST /crm/v3/objects/contacts/batch/read: up to 100 contacts by id (or, with idProperty email, by e-mail
+    address); 207 names the ids it has not."""
     requested = hs_time(datetime.now(UTC))
     body = await read_body(request)
     inputs = body.get("inputs") if isinstance(body, dict) else None
@@ -86,12 +87,14 @@ async def batch_read(request: web.Request) -> web.Response:
     names = body.get("properties")
     if names is not None and (not isinstance(names, list) or not all(isinstance(n, str) for n in names)):
         raise validation("properties must be a list of property names.")
-    if body.get("idProperty", "hs_object_id") != "hs_object_id":
-        raise validation("The fake reads contacts by hs_object_id only.")
+    id_property = body.get("idProperty", "hs_object_id")
+    if id_property not in ("hs_object_id", "email"):
+        raise validation(f"idProperty {str(id_property)[:64]} is not a unique property of contacts.")
     store = request.app[keys.store]
     found, missing = [], []
     for item in inputs:
-        record = store.contacts.get(item["id"])
+        by_email = id_property == "email"
+        record = store.contact_by_email(item["id"]) if by_email else store.contacts.get(item["id"])
         if record is None:
             missing.append(item["id"])
         else:

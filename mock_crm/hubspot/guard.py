@@ -13,7 +13,7 @@ from mock_crm.areas import WRITE_METHODS, Area
 from mock_crm.faults import _drop_connection
 from mock_crm.hubspot import keys
 from mock_crm.hubspot.errors import HubSpotError
-from mock_crm.hubspot.middleware import area_of, is_search
+from mock_crm.hubspot.middleware import area_of, is_read, is_search
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ async def faults_middleware(request: web.Request, handler: Handler) -> web.Strea
         stats.injected_failures += 1
         raise _failure(settings.failure_status)
     response = await handler(request)
-    lose = request.method in WRITE_METHODS and response.status < 400 and not is_search(request)
+    lose = request.method in WRITE_METHODS and response.status < 400 and not is_read(request)
     if not lose or settings.lost_reply_rate <= 0 or rng.random() >= settings.lost_reply_rate:
         return response
     stats.lost_replies += 1

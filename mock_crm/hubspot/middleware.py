@@ -36,6 +36,11 @@ def is_search(request: web.Request) -> bool:
     return request.method == "POST" and request.path.endswith("/search")
 
 
+def is_read(request: web.Request) -> bool:
+    """A POST that only reads (search, batch/read): it changes nothing, so it has no "applied, reply lost"."""
+    return is_search(request) or (request.method == "POST" and request.path.endswith("/batch/read"))
+
+
 @web.middleware
 async def hubspot_error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every exception into HubSpot's error body; log the unexpected ones."""

@@ -7,34 +7,32 @@ has talked to HubSpot itself.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import timedelta
 from typing import Any
 
 from ...signatures import SignatureError
-from ...timeutil import isoformat, parse_iso
 from ..attempts import Attempt
-from ..errors import CrmEmailTaken, CrmNotFound, CrmStale, CrmUnavailable
+from ..errors import CrmDuplicate, CrmEmailTaken, CrmNotFound, CrmRejected, CrmStale, CrmUnavailable
 from ..pacer import Pacer
 from ..transport import Transport
 from ..types import BatchItem, Capabilities, ContactPage, CrmContact, CrmMeeting, RateLimit, WebhookEvent
-from . import meetings
-from .records import CONTACT_PROPERTIES, contact, existing_id, expect, page, properties_of, to_contact
+from . import listing, meetings
+from .records import CONTACT_PROPERTIES, contact, existing_id, expect, page, properties_of, reason, to_contact
 
 CONTACTS = "/crm/v3/objects/contacts"
 SEARCH_RATE = 4.0  # requests/s: HubSpot's search endpoints allow about 5 per second per account, apart
 SEARCH_PAGE = 200  # the most a search page holds
-SEARCH_CAP = 10_000  # the most results one search can page through; a new window starts before it
 
 
 class HubSpotAdapter:
     """The CrmAdapter for HubSpot.
 
-    HubSpot has no idempotency keys: a create is an upsert by e-mail, so a create repeated after a lost
-    reply finds the contact the first one made. It has no If-Match either: a conditional update is emulated by
+    HubSpot has no idempotency keys: a create looks its e-mail address up first (a contact HubSpot has is
+    linked, never overwritten) and is then an upsert by e-mail, so that a create repeated after a lost reply
+    finds the contact the first one made. It has no If-Match either: a conditional update is emulated by
     reading the contact's lastmodifieddate and writing only when it is still the version our snapshot was
     based on (CrmStale otherwise, and the engine merges the CRM's record first). What is left is the window
     of one round trip between that read and the PATCH, in which a person's edit of the same property can
-    still be overwritten; the webhook for that edit then arrives and is merged like any other.
+    still be overwritten (HubSpot keeps it in the property's history).
     """
 
     name = "hubspot"
@@ -46,18 +44,54 @@ class HubSpotAdapter:
         self._search_pacer.observe({})
 
     async def create_contact(self, fields: dict[str, str], idempotency_key: str, tries: list[Attempt]) -> CrmContact:
-        """Upsert one contact by e-mail (the key is not sent: HubSpot has none)."""
+        """Create one contact (see create_contacts); a contact HubSpot already has with this e-mail address is
+        CrmDuplicate, which the engine links (the CRM's values win), our own earlier create among them."""
         (item,) = await self.create_contacts([(fields, idempotency_key)], tries)
+        if item.status == 409 and item.existing_id is not None:
+            raise CrmDuplicate(item.existing_id)
         if item.contact is None:
+            if item.status == 400:
+                raise CrmRejected(f"HubSpot rejected the contact: {item.reason}", 400)
             raise CrmUnavailable("HubSpot answered the create without the contact.", item.status)
         return item.contact
 
     async def create_contacts(self, items: list[tuple[dict[str, str], str]], tries: list[Attempt]) -> list[BatchItem]:
-        """Upsert up to 100 contacts by e-mail in one request; one BatchItem per item, in order.
+        """Create up to 100 contacts; one BatchItem per item, in order (the key is not sent: HubSpot has none).
 
-        HubSpot answers the results in no particular order, so they are matched back by e-mail; an input it
-        refused (a 207's errors name it by its id, the e-mail) is a BatchItem with status 400 and no contact.
+        The e-mail addresses are looked up first (batch/read by email): one HubSpot has already is a 409 item
+        naming that contact, never overwritten. The others go as one batch/upsert by e-mail, so that the
+        request repeated after a lost reply finds what it made instead of making it twice. HubSpot answers the
+        results in no particular order, so they are matched back by e-mail; an input it refused (a 207's
+        errors name it by its id, the e-mail) is a 400 item with HubSpot's reason.
         """
+        existing = await self._ids_by_email([fields["email"] for fields, _ in items], tries)
+        new = [(fields, key) for fields, key in items if fields["email"].lower() not in existing]
+        made = await self._upsert(new, tries) if new else {}
+        results = []
+        for fields, _ in items:
+            email = fields["email"].lower()
+            if email in existing:
+                results.append(BatchItem(409, existing_id=existing[email]))
+            else:
+                results.append(made.get(email, BatchItem(0)))  # 0: unreadable or missing, the single path retries
+        return results
+
+    async def _ids_by_email(self, emails: list[str], tries: list[Attempt]) -> dict[str, str]:
+        """The ids of the contacts HubSpot has with these e-mail addresses, by address (lowercase)."""
+        payload = {"idProperty": "email", "properties": ["email"], "inputs": [{"id": email} for email in emails]}
+        status, body = await self.transport.request("POST", f"{CONTACTS}/batch/read", tries, "lookup", json=payload)
+        found: dict[str, str] = {}
+        for result in _results(expect(status, body, (200, 207), "lookup by email")):
+            try:
+                record = to_contact(result)
+            except ValueError:
+                continue
+            if "email" in record.fields:
+                found[record.fields["email"].lower()] = record.crm_id
+        return found
+
+    async def _upsert(self, items: list[tuple[dict[str, str], str]], tries: list[Attempt]) -> dict[str, BatchItem]:
+        """One batch/upsert by e-mail; its items by e-mail (lowercase)."""
         inputs = [
             {"idProperty": "email", "id": fields["email"], "properties": properties_of(fields)} for fields, _ in items
         ]
@@ -65,30 +99,19 @@ class HubSpotAdapter:
             "POST", f"{CONTACTS}/batch/upsert", tries, "batch_create", json={"inputs": inputs}
         )
         answer = expect(status, body, (200, 201, 207), "batch upsert")
-        by_email: dict[str, BatchItem] = {}
-        for result in answer.get("results") if isinstance(answer.get("results"), list) else []:
+        made: dict[str, BatchItem] = {}
+        for result in _results(answer):
             try:
                 created = to_contact(result)
             except ValueError:
                 continue
-            email = created.fields.get("email", "").lower()
-            by_email[email] = BatchItem(201 if result.get("new", True) else 200, created)
-        refused = {
-            str(ident).lower()
-            for error in answer.get("errors", []) if isinstance(answer.get("errors"), list)
-            if isinstance(error, dict) and isinstance(error.get("context"), dict)
-            for ident in error["context"].get("ids", []) or []
-        }  # fmt: skip
-        results = []
-        for fields, _ in items:
-            email = fields["email"].lower()
-            if email in by_email:
-                results.append(by_email[email])
-            elif email in refused:
-                results.append(BatchItem(400))
-            else:
-                results.append(BatchItem(0))  # unreadable or missing: the single path tries again
-        return results
+            made[created.fields.get("email", "").lower()] = BatchItem(201, created)
+        for error in answer.get("errors") if isinstance(answer.get("errors"), list) else []:
+            context = error.get("context") if isinstance(error, dict) else None
+            ids = context.get("ids") if isinstance(context, dict) else None
+            for ident in ids if isinstance(ids, list) else []:
+                made.setdefault(str(ident).lower(), BatchItem(400, reason=reason(error, 400)))
+        return made
 
     async def update_contact(
         self, crm_id: str, fields: dict[str, str], tries: list[Attempt], version: str | None = None
@@ -138,46 +161,30 @@ class HubSpotAdapter:
             found[record.crm_id] = record
         return found
 
-    async def list_contacts(self, changed_since: str | None, cursor: str | None, limit: int = 100) -> ContactPage:
-        """One search page of contacts by lastmodifieddate ascending, from changed_since (all when None).
-
-        The cursor is "<window start>|<after>": search pages stop at 10,000 results, so before that a new
-        window starts at the last stamp seen (a few records at that stamp are read twice; merging is idempotent).
-        """
-        start, after = _cursor(cursor, changed_since)
-        size = SEARCH_PAGE  # HubSpot's most, whatever the caller's default: search has its own tight limit
-        query: dict[str, Any] = {
-            "sorts": [{"propertyName": "lastmodifieddate", "direction": "ASCENDING"}],
-            "properties": list(CONTACT_PROPERTIES),
-            "limit": size,
-            "after": str(after),
-        }
-        if start:
-            query["filterGroups"] = [{"filters": [{"propertyName": "lastmodifieddate", "operator": "GTE",
-                                                   "value": _epoch_ms(start)}]}]  # fmt: skip
-        await self._search_pacer.wait()
-        status, body = await self.transport.request("POST", f"{CONTACTS}/search", None, "list", json=query)
-        answer = expect(status, body, (200,), "search")
-        found, last = page(answer.get("results"))
+    async def list_contacts(
+        self, changed_since: str | None, cursor: str | None, limit: int = SEARCH_PAGE
+    ) -> ContactPage:
+        """One search page of contacts changed at or after changed_since (all when None), oldest change first,
+        paged by key (see listing.py); up to 200 a page."""
+        position = listing.Position.parse(cursor, changed_since)
+        answer = await self._search(listing.query(position, max(1, min(limit, SEARCH_PAGE))))
+        found = page(answer.get("results"))
         paging = answer.get("paging")
-        following = paging.get("next", {}).get("after") if isinstance(paging, dict) else None
-        following = following if isinstance(following, str) and following.isdigit() else None
-        if following is None:
-            return found
-        if int(following) + size > SEARCH_CAP and last is not None:
-            # The cap is near: a new window from the last stamp seen (never the same one twice: that would loop).
-            next_start = last if last != start else _just_after(last)
-            return ContactPage(found.contacts, found.malformed, f"{next_start}|0")
-        return ContactPage(found.contacts, found.malformed, f"{start}|{following}")
+        more = isinstance(paging, dict) and isinstance(paging.get("next"), dict)
+        after = listing.following(position, found.contacts, more)
+        return ContactPage(listing.fresh(position, found.contacts), found.malformed, str(after) if after else None)
 
     async def count_contacts(self) -> int | None:
         """HubSpot's total for a search with no filter."""
-        await self._search_pacer.wait()
-        status, body = await self.transport.request(
-            "POST", f"{CONTACTS}/search", None, "list", json={"limit": 1, "properties": ["hs_object_id"]}
-        )
-        total = expect(status, body, (200,), "search").get("total")
+        total = (await self._search({"limit": 1, "properties": ["hs_object_id"]})).get("total")
         return total if isinstance(total, int) and not isinstance(total, bool) and total >= 0 else None
+
+    async def _search(self, body: dict[str, Any]) -> dict[str, Any]:
+        """One contacts search, paced apart: search has its own limit, shared by the replicas like the other."""
+        self._search_pacer.share = self.transport.pacer.share
+        await self._search_pacer.wait()
+        status, answer = await self.transport.request("POST", f"{CONTACTS}/search", None, "list", json=body)
+        return expect(status, answer, (200,), "search")
 
     async def create_meeting(self, fields: dict[str, Any], key: str, tries: list[Attempt]) -> CrmMeeting:
         """Create the meeting, unless a search finds the one an earlier try with this key made."""
@@ -205,20 +212,7 @@ class HubSpotAdapter:
         return ""
 
 
-def _cursor(cursor: str | None, changed_since: str | None) -> tuple[str, int]:
-    """(window start, offset) from a cursor of ours, or the first page's."""
-    if cursor:
-        start, _, after = cursor.rpartition("|")
-        if after.isdigit():
-            return start, int(after)
-    return changed_since or "", 0
-
-
-def _just_after(stamp: str) -> str:
-    """The next millisecond after a stamp (HubSpot keeps milliseconds)."""
-    return isoformat(parse_iso(stamp) + timedelta(milliseconds=1))
-
-
-def _epoch_ms(stamp: str) -> str:
-    """A stamp of ours as epoch milliseconds, rounded down (a GTE filter then misses nothing)."""
-    return str(int(parse_iso(stamp).timestamp() * 1000))
+def _results(answer: dict[str, Any]) -> list[Any]:
+    """A batch answer's results (none when it has no list of them)."""
+    results = answer.get("results")
+    return results if isinstance(results, list) else []

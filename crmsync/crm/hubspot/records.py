@@ -63,8 +63,8 @@ def to_contact(record: dict[str, Any]) -> CrmContact:
     return CrmContact(crm_id, fields, changed_at, changed_at)
 
 
-def page(results: Any) -> tuple[ContactPage, str | None]:
-    """A search page's results as a ContactPage (unreadable records counted as malformed), and the last stamp."""
+def page(results: Any) -> ContactPage:
+    """A search page's results as a ContactPage (unreadable records counted as malformed)."""
     contacts: list[CrmContact] = []
     malformed: list[str | None] = []
     for item in results if isinstance(results, list) else []:
@@ -75,8 +75,7 @@ def page(results: Any) -> tuple[ContactPage, str | None]:
         except ValueError:
             crm_id = item.get("id") if isinstance(item, dict) else None
             malformed.append(str(crm_id) if isinstance(crm_id, str | int) else None)
-    last = contacts[-1].changed_at if contacts else None
-    return ContactPage(contacts, malformed), last
+    return ContactPage(contacts, malformed)
 
 
 def existing_id(body: Any) -> str | None:
