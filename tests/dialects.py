@@ -21,7 +21,7 @@ from mock_crm.config import MockConfig
 from mock_crm.hubspot import keys as hubspot_keys
 from mock_crm.hubspot.app import create_app as create_hubspot_app
 
-from .conftest import CLIENT_ID, CLIENT_SECRET, JWT_SECRET, WEBHOOK_SECRET, crm_call, sign_up
+from .conftest import CLIENT_ID, CLIENT_SECRET, JOHN, JWT_SECRET, WEBHOOK_SECRET, crm_call, sign_up, wait_status
 from .mock_crm.hubspot_helpers import APP_SECRET, AUTH, REFRESH_TOKEN, STATIC_TOKEN, hubspot_config
 from .mock_crm.hubspot_helpers import CLIENT_ID as CLIENT_ID_HS
 from .mock_crm.hubspot_helpers import CLIENT_SECRET as CLIENT_SECRET_HS
@@ -197,3 +197,28 @@ async def start(
     config = attrs.evolve(backend_config(dialect, crm, database_url, oauth), **overrides)
     backend = await aiohttp_client(create_app(config), server_kwargs={"port": port})
     return Driver(dialect, crm, backend, await sign_up(backend))
+
+
+Start = Callable[..., Awaitable[Driver]]
+
+
+def factory(
+    dialect: str,
+    new_database: Callable[[], Awaitable[str]],
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    aiohttp_client: Callable[..., Awaitable[TestClient]],
+    ports: Callable[[], int],
+) -> Start:
+    """A fixture's builder: each call starts the dialect's CRM and a backend on a new database."""
+
+    async def build(**overrides: Any) -> Driver:
+        return await start(dialect, await new_database(), aiohttp_server, aiohttp_client, ports(), **overrides)
+
+    return build
+
+
+async def create_synced(crm: Driver, **fields: str) -> dict[str, Any]:
+    """POST /users (John Smith, with any fields replaced) and wait until the user is synced."""
+    resp = await crm.backend.post("/users", json={**JOHN, **fields}, headers=crm.auth)
+    assert resp.status == 201, await resp.text()
+    return await wait_status(crm.backend, crm.auth, (await resp.json())["id"], "synced")

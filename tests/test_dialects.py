@@ -14,9 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from .conftest import JOHN, NewDatabase, eventually, get_user, wait_status
-from .dialects import DIALECTS, Driver, start
-
-Start = Callable[..., Awaitable[Driver]]
+from .dialects import DIALECTS, Driver, Start, create_synced, factory
 
 
 @pytest.fixture(params=DIALECTS)
@@ -32,22 +30,12 @@ def make_driver(
     aiohttp_client: Callable[..., Awaitable[TestClient]],
     unused_tcp_port_factory: Callable[[], int],
 ) -> Start:
-    async def build(**overrides: Any) -> Driver:
-        url = await new_database()
-        return await start(dialect, url, aiohttp_server, aiohttp_client, unused_tcp_port_factory(), **overrides)
-
-    return build
+    return factory(dialect, new_database, aiohttp_server, aiohttp_client, unused_tcp_port_factory)
 
 
 @pytest.fixture
 async def crm(make_driver: Start) -> Driver:
     return await make_driver()
-
-
-async def _create(crm: Driver, **fields: str) -> dict[str, Any]:
-    resp = await crm.backend.post("/users", json={**JOHN, **fields}, headers=crm.auth)
-    assert resp.status == 201, await resp.text()
-    return await wait_status(crm.backend, crm.auth, (await resp.json())["id"], "synced")
 
 
 async def _local_is(crm: Driver, user_id: str, **fields: str) -> dict[str, Any]:
@@ -67,7 +55,7 @@ async def _crm_is(crm: Driver, crm_id: str, **fields: str) -> None:
 
 
 async def test_a_create_and_a_local_edit_reach_the_crm(crm: Driver) -> None:
-    user = await _create(crm, name="Gabriel García Márquez")
+    user = await create_synced(crm, name="Gabriel García Márquez")
     assert crm.records() == {user["crm_id"]: {"name": "Gabriel García Márquez", "email": JOHN["email"],
                                               "phone": JOHN["phone"]}}  # fmt: skip
     resp = await crm.backend.patch(f"/users/{user['id']}", json={"name": "Ada", "phone": "555-0100-22"},
@@ -81,7 +69,7 @@ async def test_a_create_and_a_local_edit_reach_the_crm(crm: Driver) -> None:
 async def test_a_name_with_runs_of_spaces_is_stored_as_both_sides_hold_it(crm: Driver) -> None:
     """HubSpot splits a name into words; runs of spaces are one space here too, so the two sides agree at once
     (before, the name went back and forth for good on HubSpot)."""
-    user = await _create(crm, name="Ada\u00a0 Lovelace  King")
+    user = await create_synced(crm, name="Ada\u00a0 Lovelace  King")
     assert user["name"] == "Ada Lovelace King" and user["sync_attempts"] <= 2  # on HubSpot a lookup, then the create
     assert crm.records()[user["crm_id"]]["name"] == "Ada Lovelace King"
     resp = await crm.backend.get(f"/users/{user['id']}", headers=crm.auth)
@@ -89,7 +77,7 @@ async def test_a_name_with_runs_of_spaces_is_stored_as_both_sides_hold_it(crm: D
 
 
 async def test_a_persons_edit_in_the_crm_arrives_by_webhook(crm: Driver) -> None:
-    user = await _create(crm)
+    user = await create_synced(crm)
     await crm.edit_as_person(user["crm_id"], name="Mary Ann Smith", phone="+44 20 7946 0000")
     await _local_is(crm, user["id"], name="Mary Ann Smith", phone="+44 20 7946 0000")
     resp = await crm.backend.get(f"/users/{user['id']}/history", headers=crm.auth)
@@ -98,7 +86,7 @@ async def test_a_persons_edit_in_the_crm_arrives_by_webhook(crm: Driver) -> None
 
 
 async def test_reconcile_and_the_sweep_repair_a_missed_change(crm: Driver) -> None:
-    first, second = await _create(crm), await _create(crm, email="second@example.com")
+    first, second = await create_synced(crm), await create_synced(crm, email="second@example.com")
     crm.edit_silently(first["crm_id"], name="Changed Quietly")
     resp = await crm.backend.post(f"/users/{first['id']}/reconcile", headers=crm.auth)
     assert resp.status == 200, await resp.text()
@@ -110,7 +98,7 @@ async def test_reconcile_and_the_sweep_repair_a_missed_change(crm: Driver) -> No
 
 
 async def test_deletes_go_both_ways(crm: Driver) -> None:
-    ours, theirs = await _create(crm), await _create(crm, email="theirs@example.com")
+    ours, theirs = await create_synced(crm), await create_synced(crm, email="theirs@example.com")
     resp = await crm.backend.delete(f"/users/{ours['id']}", headers=crm.auth)
     assert resp.status == 202
 
@@ -140,13 +128,13 @@ async def test_a_local_create_whose_email_the_crm_has_links_it_and_the_crm_wins(
     """Never a second contact, and never the CRM's contact overwritten: it is linked and its values win."""
     crm = await make_driver(import_crm_creates=False)  # the person's contact waits in the CRM alone
     crm_id = await crm.create_as_person(name="Has It", email="shared@example.com", phone="+1 202 555 0143")
-    user = await _create(crm, name="Local Name", email="shared@example.com")
+    user = await create_synced(crm, name="Local Name", email="shared@example.com")
     assert user["crm_id"] == crm_id and user["name"] == "Has It" and user["phone"] == "+1 202 555 0143"
     assert crm.records() == {crm_id: {"name": "Has It", "email": "shared@example.com", "phone": "+1 202 555 0143"}}
 
 
 async def test_a_full_reconcile_finds_what_the_crm_lost(crm: Driver) -> None:
-    kept, lost = await _create(crm), await _create(crm, email="lost@example.com")
+    kept, lost = await create_synced(crm), await create_synced(crm, email="lost@example.com")
     crm.lose_silently(lost["crm_id"])
     resp = await crm.backend.post("/reconcile", params={"full": "true"}, headers=crm.auth)
     assert resp.status == 202, await resp.text()
@@ -193,7 +181,7 @@ async def test_a_persons_edit_racing_a_local_edit_of_the_same_field_wins(make_dr
     person changed in the CRM since our last sync is not overwritten by a local edit of the name; the CRM wins
     the conflict, both sides end equal, and the conflict is listed."""
     crm = await make_driver()
-    user = await _create(crm)
+    user = await create_synced(crm)
     crm.edit_silently(user["crm_id"], name="Changed In The CRM")  # its webhook is late: not yet here
     resp = await crm.backend.patch(
         f"/users/{user['id']}", json={"name": "Changed Here", "phone": "+1 415 555 0100"}, headers=crm.auth
@@ -209,7 +197,7 @@ async def test_a_persons_edit_racing_a_local_edit_of_the_same_field_wins(make_dr
 
 
 async def test_a_meeting_syncs_in_three_stages_with_its_contacts(crm: Driver) -> None:
-    ann, bob = await _create(crm, email="ann@example.com"), await _create(crm, email="bob@example.com")
+    ann, bob = await create_synced(crm, email="ann@example.com"), await create_synced(crm, email="bob@example.com")
     body = {"title": "Quarterly review", "starts_at": "2026-12-01T15:00:00Z", "ends_at": "2026-12-01T16:00:00Z",
             "attendee_ids": [ann["id"], bob["id"]]}  # fmt: skip
     resp = await crm.backend.post("/meetings", json=body, headers=crm.auth)
@@ -239,7 +227,7 @@ async def test_a_meeting_syncs_in_three_stages_with_its_contacts(crm: Driver) ->
 
 async def test_a_meeting_create_whose_reply_was_lost_is_not_made_twice(crm: Driver) -> None:
     """The mock keys creates; HubSpot has no keys, so the create's marker is searched for before a new POST."""
-    ann = await _create(crm, email="ann@example.com")
+    ann = await create_synced(crm, email="ann@example.com")
     body = {"title": "Lost reply", "starts_at": "2026-12-01T15:00:00Z", "ends_at": "2026-12-01T16:00:00Z",
             "attendee_ids": [ann["id"]]}  # fmt: skip
     resp = await crm.backend.post("/meetings", json=body, headers=crm.auth)
