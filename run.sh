@@ -8,7 +8,8 @@
 #                     wrk's load (Debian's wrk, installed as root with apt-get when missing); --database
 #                     sqlite|postgres|both, --only SCENARIOS, --rounds N, --profile, --quick; --help lists all
 #   ./run.sh cluster [N]  N crmsync replicas (default 3) on one PostgreSQL (a throwaway one under data/pg, or
-#                     CRMSYNC_DATABASE_URL), the mock CRM spreading its webhooks over them; Ctrl-C stops all
+#                     CRMSYNC_DATABASE_URL), the mock CRM (or with CRMSYNC_CRM=hubspot the HubSpot fake)
+#                     spreading its webhooks over them; Ctrl-C stops all
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -172,6 +173,27 @@ start_app() {
   fail "$name did not answer on http://$host:$port/healthz within 30 s; see $log"
 }
 
+# The CRM crmsync talks to: the mock CRM, or with CRMSYNC_CRM=hubspot the HubSpot fake in its place (crmsync
+# then speaks HubSpot's API to it, and it posts v3-signed webhook batches to /webhook/hubspot). Its webhooks go
+# to each crmsync base URL given, in turn, as a load balancer in front of replicas would spread them.
+start_crm() {
+  local crm_host="$1" crm_port="$2" base hooks=()
+  shift 2
+  if [ "$(echo "${CRMSYNC_CRM:-mock}" | tr '[:upper:]' '[:lower:]')" = hubspot ]; then
+    for base in "$@"; do hooks+=("$base/webhook/hubspot"); done
+    export CRMSYNC_HUBSPOT_URL="${CRMSYNC_HUBSPOT_URL:-http://$crm_host:$crm_port}"
+    export HUBSPOT_FAKE_WEBHOOK_URL="${HUBSPOT_FAKE_WEBHOOK_URL-${hooks[*]}}"
+    start_app "the HubSpot fake" "mock_crm --dialect hubspot" "$crm_host" "$crm_port" MOCK_CRM_PORT \
+      "$MOCK_CRM_LOG_FILE" HUBSPOT_FAKE_HOST="$crm_host" HUBSPOT_FAKE_PORT="$crm_port" \
+      HUBSPOT_FAKE_LOG_FILE="$MOCK_CRM_LOG_FILE"
+  else
+    for base in "$@"; do hooks+=("$base/webhook"); done
+    export CRMSYNC_CRM_URL="${CRMSYNC_CRM_URL:-http://$crm_host:$crm_port}"
+    export MOCK_CRM_WEBHOOK_URL="${MOCK_CRM_WEBHOOK_URL-${hooks[*]}}"
+    start_app "the mock CRM" mock_crm "$crm_host" "$crm_port" MOCK_CRM_PORT "$MOCK_CRM_LOG_FILE"
+  fi
+}
+
 serve() {
   install base
   umask 077
@@ -183,20 +205,8 @@ serve() {
   # Whatever ends this script (a failed start, an app that died, Ctrl-C, an error) stops both apps.
   trap stop_apps EXIT
   trap 'stop_apps; exit 0' INT TERM
-  if [ "$(echo "${CRMSYNC_CRM:-mock}" | tr '[:upper:]' '[:lower:]')" = hubspot ]; then
-    # The HubSpot fake in the mock CRM's place: crmsync speaks HubSpot's API to it, and it posts
-    # v3-signed webhook batches to /webhook/hubspot.
-    export CRMSYNC_HUBSPOT_URL="${CRMSYNC_HUBSPOT_URL:-http://$crm_host:$crm_port}"
-    export HUBSPOT_FAKE_WEBHOOK_URL="${HUBSPOT_FAKE_WEBHOOK_URL-http://$host:$port/webhook/hubspot}"
-    start_app "the HubSpot fake" "mock_crm --dialect hubspot" "$crm_host" "$crm_port" MOCK_CRM_PORT \
-      "$MOCK_CRM_LOG_FILE" HUBSPOT_FAKE_HOST="$crm_host" HUBSPOT_FAKE_PORT="$crm_port" \
-      HUBSPOT_FAKE_LOG_FILE="$MOCK_CRM_LOG_FILE"
-  else
-    # Each app finds the other on the ports used here, unless told otherwise.
-    export CRMSYNC_CRM_URL="${CRMSYNC_CRM_URL:-http://$crm_host:$crm_port}"
-    export MOCK_CRM_WEBHOOK_URL="${MOCK_CRM_WEBHOOK_URL-http://$host:$port/webhook}"
-    start_app "the mock CRM" mock_crm "$crm_host" "$crm_port" MOCK_CRM_PORT "$MOCK_CRM_LOG_FILE"
-  fi
+  # Each app finds the other on the ports used here, unless told otherwise.
+  start_crm "$crm_host" "$crm_port" "http://$host:$port"
   start_app crmsync crmsync "$host" "$port" CRMSYNC_PORT "$CRMSYNC_LOG_FILE"
   echo "run.sh: crmsync on http://$host:$port, ${APP_NAMES[0]#the } on :$crm_port; Ctrl-C stops both"
   watch_apps "the other app"
@@ -255,25 +265,21 @@ cluster() {
   dev_env
   export MOCK_CRM_LOG_FILE="${MOCK_CRM_LOG_FILE:-logs/mock_crm.log}"
   local host="${CRMSYNC_HOST:-127.0.0.1}" crm_host="${MOCK_CRM_HOST:-127.0.0.1}" crm_port="${MOCK_CRM_PORT:-8081}"
-  local ports port i=0 urls=() hooks=()
+  local ports port i=0 urls=()
   read -r -a ports <<<"$(cluster_ports "$count" "$crm_port")"
   for port in "${ports[@]}"; do
     urls+=("http://$host:$port")
-    hooks+=("http://$host:$port/webhook")
   done
-  export CRMSYNC_CRM_URL="${CRMSYNC_CRM_URL:-http://$crm_host:$crm_port}"
-  # The mock CRM spreads its webhooks over the replicas in turn, as a load balancer in front would.
-  export MOCK_CRM_WEBHOOK_URL="${MOCK_CRM_WEBHOOK_URL-${hooks[*]}}"
   trap stop_apps EXIT
   trap 'stop_apps; exit 0' INT TERM
   cluster_database
-  start_app "the mock CRM" mock_crm "$crm_host" "$crm_port" MOCK_CRM_PORT "$MOCK_CRM_LOG_FILE"
+  start_crm "$crm_host" "$crm_port" "${urls[@]}"
   for port in "${ports[@]}"; do
     i=$((i + 1))
     start_app "crmsync replica $i" crmsync "$host" "$port" CRMSYNC_PORTS "logs/crmsync-$i.log" \
       "CRMSYNC_PORT=$port" "CRMSYNC_LOG_FILE=logs/crmsync-$i.log"
   done
-  echo "run.sh: $count crmsync replicas on ${urls[*]} (one PostgreSQL), mock CRM on :$crm_port; Ctrl-C stops all"
+  echo "run.sh: $count crmsync replicas on ${urls[*]} (one PostgreSQL), ${APP_NAMES[0]#the } on :$crm_port; Ctrl-C stops all"
   watch_apps "the others"
 }
 

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -144,6 +145,52 @@ async def test_cluster_runs_postgres_the_crm_and_n_replicas_that_see_each_other_
         "crmsync-2.log",
         "mock_crm.log",
     }
+
+
+async def test_cluster_runs_against_the_hubspot_fake_too(
+    run_cluster: Callable[..., Awaitable[RunSh]], cluster_checkout: Path
+) -> None:
+    """CRMSYNC_CRM=hubspot ./run.sh cluster 2: the fake spreads its webhook batches over both replicas."""
+    try:
+        find_bindir()
+    except PgUnavailable as exc:
+        unavailable(str(exc))
+    env = {**cluster_ports(2), "CRMSYNC_CRM": "hubspot"}
+    run = await run_cluster("2", **env)
+    await announced(run)
+    assert f"HubSpot fake on :{env['MOCK_CRM_PORT']}" in run.output
+    urls = [f"http://127.0.0.1:{port}" for port in env["CRMSYNC_PORTS"].split()]
+    secrets = dict(line.split("=", 1) for line in (cluster_checkout / "data" / "dev.env").read_text().splitlines())
+    fake = {"Authorization": f"Bearer {secrets['HUBSPOT_FAKE_ACCESS_TOKEN']}"}
+    account = {"email": "ops@example.com", "password": PASSWORD, "password_confirmation": PASSWORD}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(f"{urls[0]}/accounts", json=account) as resp:
+            auth = {"Authorization": f"Bearer {(await resp.json())['auth_token']}"}
+        contact = {"name": "Ada Lovelace", "email": "ada@example.com", "phone": "+44 20 7946 0000"}
+        async with session.post(f"{urls[1]}/users", json=contact, headers=auth) as resp:
+            user_id = (await resp.json())["id"]
+
+        async def user() -> dict[str, Any]:
+            async with session.get(f"{urls[0]}/users/{user_id}", headers=auth) as resp:
+                return dict(await resp.json())
+
+        async def synced() -> bool:
+            return (await user())["sync_status"] == "synced"
+
+        await eventually(synced, 30)
+        crm_id = (await user())["crm_id"]
+        for last in ["King", "Byron"]:  # two batches: one to each replica in turn
+            path = f"http://127.0.0.1:{env['MOCK_CRM_PORT']}/_fake/contacts/{crm_id}"
+            async with session.patch(path, json={"properties": {"lastname": last}}, headers=fake) as resp:
+                assert resp.status == 200
+
+            async def renamed(last: str = last) -> bool:
+                return (await user())["name"] == f"Ada {last}"
+
+            await eventually(renamed, 30)
+    os.killpg(run.proc.pid, signal.SIGINT)
+    assert await run.exit_code() == 0, run.output
+    all_stopped(cluster_checkout, env)
 
 
 async def test_a_replica_that_cannot_start_stops_all_with_a_non_zero_exit(
