@@ -64,30 +64,35 @@ class HubSpotAdapter:
         results in no particular order, so they are matched back by e-mail; an input it refused (a 207's
         errors name it by its id, the e-mail) is a 400 item with HubSpot's reason.
         """
-        existing = await self._ids_by_email([fields["email"] for fields, _ in items], tries)
+        existing = await self._by_email([fields["email"] for fields, _ in items], tries)
         new = [(fields, key) for fields, key in items if fields["email"].lower() not in existing]
         made = await self._upsert(new, tries) if new else {}
         results = []
         for fields, _ in items:
             email = fields["email"].lower()
-            if email in existing:
-                results.append(BatchItem(409, existing_id=existing[email]))
+            if (found := existing.get(email)) is not None and _as_sent(found, fields):
+                # Exactly what this create sends: an earlier try of it whose reply was lost made it. It is this
+                # create's answer (as a key's replay would be), so edits made since are pushed next, not lost.
+                results.append(BatchItem(201, found))
+            elif found is not None:
+                results.append(BatchItem(409, existing_id=found.crm_id))
             else:
                 results.append(made.get(email, BatchItem(0)))  # 0: unreadable or missing, the single path retries
         return results
 
-    async def _ids_by_email(self, emails: list[str], tries: list[Attempt]) -> dict[str, str]:
-        """The ids of the contacts HubSpot has with these e-mail addresses, by address (lowercase)."""
-        payload = {"idProperty": "email", "properties": ["email"], "inputs": [{"id": email} for email in emails]}
+    async def _by_email(self, emails: list[str], tries: list[Attempt]) -> dict[str, CrmContact]:
+        """The contacts HubSpot has with these e-mail addresses, by address (lowercase)."""
+        payload = {"idProperty": "email", "properties": list(CONTACT_PROPERTIES),
+                   "inputs": [{"id": email} for email in emails]}  # fmt: skip
         status, body = await self.transport.request("POST", f"{CONTACTS}/batch/read", tries, "lookup", json=payload)
-        found: dict[str, str] = {}
+        found: dict[str, CrmContact] = {}
         for result in _results(expect(status, body, (200, 207), "lookup by email")):
             try:
                 record = to_contact(result)
             except ValueError:
                 continue
             if "email" in record.fields:
-                found[record.fields["email"].lower()] = record.crm_id
+                found[record.fields["email"].lower()] = record
         return found
 
     async def _upsert(self, items: list[tuple[dict[str, str], str]], tries: list[Attempt]) -> dict[str, BatchItem]:
@@ -216,3 +221,10 @@ def _results(answer: dict[str, Any]) -> list[Any]:
     """A batch answer's results (none when it has no list of them)."""
     results = answer.get("results")
     return results if isinstance(results, list) else []
+
+
+def _as_sent(record: CrmContact, fields: dict[str, str]) -> bool:
+    """Whether HubSpot holds exactly the contact these create fields make."""
+    sent = {**fields, "email": fields["email"].lower(), "name": " ".join(fields["name"].split())}
+    held = {**record.fields, "email": record.fields.get("email", "").lower()}
+    return all(held.get(field) == sent.get(field) for field in ("name", "email", "phone"))
