@@ -159,6 +159,20 @@ async def test_edits_made_while_a_creates_reply_was_lost_reach_the_crm(crm: Driv
     assert len(crm.records()) == 1
 
 
+async def test_a_value_the_crm_lacks_is_pushed_back_so_both_sides_agree(crm: Driver) -> None:
+    """HubSpot allows a contact without a phone; crmsync does not. A record read whole that lacks one (or holds
+    one we refuse) gets ours back, instead of the two differing while both say synced."""
+    user = await create_synced(crm)
+    crm.edit_silently(user["crm_id"], phone="")
+    resp = await crm.backend.post(f"/users/{user['id']}/reconcile", headers=crm.auth)
+    assert resp.status == 200, await resp.text()
+    await _crm_is(crm, user["crm_id"], phone=JOHN["phone"])
+    after = await _local_is(crm, user["id"], phone=JOHN["phone"])
+    resp = await crm.backend.post(f"/users/{user['id']}/reconcile", headers=crm.auth)  # agreed now: nothing more
+    assert resp.status == 200
+    assert (await get_user(crm.backend, crm.auth, user["id"]))["sync_attempts"] == after["sync_attempts"]
+
+
 async def test_a_full_reconcile_finds_what_the_crm_lost(crm: Driver) -> None:
     kept, lost = await create_synced(crm), await create_synced(crm, email="lost@example.com")
     crm.lose_silently(lost["crm_id"])

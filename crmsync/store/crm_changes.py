@@ -98,7 +98,12 @@ async def apply_crm_change(
     times = user.crm_field_times()
     whole = _authoritative(user, change)
     fresh = [f for f in FIELDS if f in change.clean and (whole or times[f] is None or change.at > times[f])]
-    if not fresh:
+    # A whole record that lacks a field, or holds it in a form we refuse (HubSpot allows a contact without a
+    # phone, say): ours is pushed back, so that both sides end equal instead of differing while "synced".
+    # Marked lacking in the snapshot ("", which no valid value is); one marked already needs nothing new.
+    known = user.snapshot() or {}
+    lacking = [f for f in FIELDS if f not in change.clean and known.get(f) != ""] if whole else []
+    if not fresh and not lacking:
         suspicious = any(change.clean[f] != getattr(user, f) and (times[f] or "") > now_iso() for f in change.clean)
         return Applied(user, None, suspicious=suspicious)
     clean = {f: change.clean[f] for f in fresh}
@@ -106,7 +111,7 @@ async def apply_crm_change(
     own = {f: clean[f] for f in fresh if change.raw[f] in intents.get(f, ()) or clean[f] in intents.get(f, ())}
     result = merge({**(user.snapshot() or {}), **own}, user.contact(), clean)
     # A value the CRM holds in a form we normalise differently is pushed back in ours, so both sides agree.
-    snapshot = {**result.snapshot, **{f: change.raw[f] for f in fresh}}
+    snapshot = {**result.snapshot, **{f: change.raw[f] for f in fresh}, **{f: "" for f in lacking}}
     needs_push = any(result.local[f] != snapshot.get(f) for f in FIELDS)
     now = now_iso()
     new_times = {f: change.at if f in fresh else times[f] for f in FIELDS}
