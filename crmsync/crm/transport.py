@@ -25,6 +25,7 @@ from .types import Throttled
 logger = logging.getLogger(__name__)
 
 MIN_RATE_PAUSE = 0.1  # a Retry-After of 0 (or in the past) must not turn into a busy loop
+HOLD_SLACK = 60.0  # daily 429s met by requests in flight together name one hold, not several
 LOCKED_PAUSE = 2.0  # a 423 (the CRM is busy with the record) is waited out at least this long
 ReadThrottle = Callable[[Any, Mapping[str, str]], Throttled]
 _NOT_JSON = object()
@@ -189,13 +190,15 @@ class Transport:
         if self._throttle is not None:
             meaning = self._throttle(body, reply)
             if meaning.daily:
-                self.held_until = time.monotonic() + meaning.wait_seconds
-                hours, minutes = divmod(round(meaning.wait_seconds / 60), 60)
-                self.held_reason = (f"The CRM's daily request limit is spent; syncing resumes when it resets "
-                                    f"(in {hours} h {minutes:02d} min).")  # fmt: skip
-                resumes = round(meaning.wait_seconds)
-                logger.error("crm_daily_limit_spent", extra={"operation": operation, "policy": meaning.policy,
-                                                             "resumes_in_seconds": resumes})  # fmt: skip
+                until = time.monotonic() + meaning.wait_seconds
+                if until > self.held_until + HOLD_SLACK:  # a new hold, not the one another request just met
+                    self.held_until = until
+                    hours, minutes = divmod(round(meaning.wait_seconds / 60), 60)
+                    self.held_reason = (f"The CRM's daily request limit is spent; syncing resumes when it resets "
+                                        f"(in {hours} h {minutes:02d} min).")  # fmt: skip
+                    facts = {"operation": operation, "policy": meaning.policy,
+                             "resumes_in_seconds": round(meaning.wait_seconds)}  # fmt: skip
+                    logger.error("crm_daily_limit_spent", extra=facts)
                 raise self._failed(self.held_reason, 429, True)
             return max(meaning.wait_seconds, MIN_RATE_PAUSE)
         return 1.0 if hinted is None else max(hinted, MIN_RATE_PAUSE)
