@@ -18,7 +18,7 @@ import attrs
 from ..crm.errors import CrmError
 from ..crm.hubspot.adapter import HubSpotAdapter
 from ..crm.types import CrmContact, WebhookEvent
-from ..errors import Conflict, NotFound, RetryLater, ServiceError, UpstreamUnavailable, ValidationFailed
+from ..errors import Conflict, NotFound, RetryLater, UpstreamUnavailable, ValidationFailed
 from ..store.crm_changes import crm_values
 from ..timeutil import isoformat, now_iso
 from ..validation import parse_json
@@ -157,8 +157,6 @@ async def receive_batch(engine: SyncEngine, crm: HubSpotAdapter, delivery: Deliv
         except ValidationFailed as exc:
             results.append({**outcome, "result": "rejected", "message": exc.message})
             continue
-        except ServiceError:
-            raise
         results.append({**outcome, "result": handled.result, "user_id": handled.user_id})
     if later:
         raise RetryLater(f"{later} of the {len(delivery.events)} events must wait; deliver the batch again.",
