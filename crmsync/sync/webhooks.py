@@ -6,6 +6,8 @@ import asyncio
 import logging
 import time
 
+import attrs
+
 from ..crm.types import WebhookEvent
 from ..errors import Conflict, NotFound, ServiceError
 from ..events import user_event
@@ -96,7 +98,11 @@ async def _apply(conn: Connection, event: WebhookEvent, now: str, options: Optio
     if handled is None:
         await _store(conn, event, None, "unknown_crm_id", None)
         return None
-    await _store(conn, event, handled.user_id, handled.result, handled.detail)
+    # A contact deleted here (or being deleted) keeps no name, email or phone, not even in a late event's payload:
+    # the tombstone scrubbed the events stored before it, and this one comes after.
+    gone = user is not None and (user.deleted_at is not None or user.deleting or handled.result == "deleted")
+    await _store(conn, attrs.evolve(event, payload="{}") if gone else event, handled.user_id, handled.result,
+                 handled.detail)  # fmt: skip
     return handled
 
 
